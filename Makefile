@@ -1,0 +1,37 @@
+# make test: create .venv on first use, install the project with its test
+# extras, then lint, type-check and run the whole suite.
+# make serve: the same install, then the DNS demo server on its embedded zone.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test serve lint typecheck pytest bench fuzz clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall whenever pyproject.toml changes (new dependencies, new extras).
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check framing protocols tests benchmarks
+	$(BIN)/ruff format --check framing protocols tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict framing protocols
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+serve: $(STAMP)
+	$(BIN)/framing --version
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

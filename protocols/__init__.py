@@ -1,0 +1,1 @@
+"""Applications built on framing: the echo server, the DNS server, the command line."""
