@@ -1,28 +1,59 @@
 """framing: message boundaries on byte streams.
 
 Sans-IO framers turn arbitrary chunks of a byte stream into whole messages and
-back; :class:`FramedStream` puts any of them on any anyio byte stream.
+back; :class:`FramedStream` puts any of them on any anyio byte stream, and
+:func:`connect` and :func:`serve` are its client and server helpers.
 """
 
 from framing.base import Framer
 from framing.delimited import Delimited, Lines
 from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, MalformedFrame
 from framing.fixed import FixedSize
+from framing.length import Frame, LengthPrefixed, StructPrefixed
 from framing.netstring import Netstring
 from framing.raw import Raw
+from framing.server import ServerInfo, ServerStats, serve, serve_pipelined, serve_unix
+from framing.stream import (
+    BufferBudget,
+    BufferBudgetExceeded,
+    FramedStream,
+    IdleTimeout,
+    MessageTimeout,
+    ReceiveTimeout,
+    StreamStats,
+    connect,
+    connect_unix,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BufferBudget",
+    "BufferBudgetExceeded",
     "Delimited",
     "FixedSize",
+    "Frame",
     "FrameTooLarge",
+    "FramedStream",
     "Framer",
     "FramingError",
+    "IdleTimeout",
     "IncompleteFrame",
+    "LengthPrefixed",
     "Lines",
     "MalformedFrame",
+    "MessageTimeout",
     "Netstring",
     "Raw",
+    "ReceiveTimeout",
+    "ServerInfo",
+    "ServerStats",
+    "StreamStats",
+    "StructPrefixed",
     "__version__",
+    "connect",
+    "connect_unix",
+    "serve",
+    "serve_pipelined",
+    "serve_unix",
 ]

@@ -1,17 +1,36 @@
-"""Test helpers for framers: split a stream every way and check nothing changes.
+r"""Test helpers for framers: split a stream every way and check nothing changes.
 
 Chunking invariance is the property every framer must have: the messages out
 depend only on the bytes in, never on how the network cut them. These helpers
-let any framer, this package's or a user's own, be checked for it::
+let any framer, this package's or a user's own, be checked for it.
+
+The one-line check, for a framer whose ``encode`` output decodes back to the
+same messages (every framer here but ``Raw``)::
+
+    from framing.testing import check_framer, message_lists
+
+    def test_my_framer_keeps_the_framer_contract():
+        check_framer(MyFramer, message_lists(forbid=[b"\n"]))
+
+It runs a hypothesis search: lists of messages are encoded, then decoded whole,
+one byte at a time and in random chunks (the same messages each time, nothing
+left buffered); every truncated stream raises
+:class:`~framing.IncompleteFrame` carrying the messages before the cut;
+``feed(..., limit=k)`` then ``detach()`` hands back exactly the unconsumed
+frames; ``clone()`` starts empty; ``buffered`` stays within a stated bound.
+
+The building blocks, for tests of one's own::
 
     from hypothesis import given
-    from framing.testing import chunkings, assert_chunking_invariant
+    from framing.testing import framed_streams, assert_chunking_invariant
 
-    @given(data=st.data())
-    def test_my_framer(data):
-        stream = b"".join(MyFramer().encode(m) for m in messages)
-        chunks = data.draw(chunkings(stream))
-        assert_chunking_invariant(MyFramer, stream, messages, chunks)
+    @given(framed_streams(MyFramer, message_lists()))
+    def test_my_framer(sample):
+        assert_chunking_invariant(MyFramer, sample.stream, sample.messages, sample.chunks)
+
+and :func:`decode_outcome` / :func:`assert_split_invariant` for hostile input
+(what the fuzz targets use): any bytes, cut two ways, must give the same
+messages and the same error type.
 
 This module needs ``hypothesis`` (the ``test`` extra); the library itself does not.
 """
@@ -19,22 +38,37 @@ This module needs ``hypothesis`` (the ``test`` extra); the library itself does n
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from framing.base import Framer
-from framing.errors import FramingError
+from framing.errors import FramingError, IncompleteFrame
 
 __all__ = [
+    "EncodedStream",
+    "Outcome",
+    "Truncation",
     "assert_chunking_invariant",
+    "assert_split_invariant",
+    "check_framer",
     "chunkings",
+    "decode_outcome",
+    "encoded_stream",
     "feed_chunks",
+    "framed_streams",
+    "message_lists",
     "split_at",
+    "truncations",
 ]
 
 T = TypeVar("T")
+
+
+# --- Splitting and joining -------------------------------------------------------
 
 
 def split_at(stream: bytes, cuts: Sequence[int]) -> list[bytes]:
@@ -51,6 +85,154 @@ def chunkings(stream: bytes, *, max_cuts: int = 64) -> st.SearchStrategy[list[by
     """
     cuts = st.lists(st.integers(0, len(stream)), max_size=max_cuts)
     return cuts.map(lambda c: split_at(stream, c))
+
+
+def _strip_all(message: bytes, forbid: Sequence[bytes]) -> bytes:
+    # Removing one occurrence can create another ("\r\r\n\n" minus "\r\n" is
+    # "\r\n"), so repeat until nothing changes; each pass shortens the message,
+    # so this ends.
+    while True:
+        before = message
+        for bad in forbid:
+            message = message.replace(bad, b"")
+        if message == before:
+            return message
+
+
+def message_lists(
+    *,
+    min_size: int = 0,
+    max_size: int = 64,
+    max_messages: int = 12,
+    forbid: Sequence[bytes] = (),
+    alphabet: bytes | None = None,
+) -> st.SearchStrategy[list[bytes]]:
+    r"""A strategy for lists of messages (``bytes``) to encode and decode.
+
+    Args:
+        min_size: the shortest message drawn (``1`` for framings that cannot
+            carry an empty message).
+        max_size: the longest message drawn, before ``forbid`` shortens it.
+        max_messages: the most messages in one list.
+        forbid: substrings a message must not contain (a delimited framing's
+            delimiters); they are removed from each drawn message, and a message
+            left shorter than ``min_size`` is dropped.
+        alphabet: draw message bytes only from these (say ``b"ab\r\n"`` to make
+            near-delimiters common); ``None`` draws any byte.
+
+    Returns:
+        A strategy for ``list[bytes]``.
+    """
+    if alphabet is None:
+        one: st.SearchStrategy[bytes] = st.binary(min_size=min_size, max_size=max_size)
+    else:
+        pick = st.sampled_from(sorted(set(alphabet)))
+        one = st.lists(pick, min_size=min_size, max_size=max_size).map(bytes)
+    bad = [b for b in forbid if b]
+    if bad:
+        one = one.map(lambda m: _strip_all(m, bad)).filter(lambda m: len(m) >= min_size)
+    return st.lists(one, max_size=max_messages)
+
+
+# --- Encoded streams ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedStream:
+    """Messages, the stream that carries them, and one way the network cut it.
+
+    Attributes:
+        messages: the messages encoded, in order.
+        frames: ``encode(message)`` of each, in order.
+        stream: the frames joined.
+        chunks: ``stream`` cut into pieces (they join back to ``stream``).
+    """
+
+    messages: tuple[Any, ...]
+    frames: tuple[bytes, ...]
+    stream: bytes
+    chunks: tuple[bytes, ...]
+
+
+def encoded_stream(
+    make_framer: Callable[[], Framer[Any]],
+    messages: Iterable[Any],
+    chunks: Sequence[bytes] | None = None,
+) -> EncodedStream:
+    """Encode ``messages`` with a fresh framer; ``chunks`` defaults to the whole stream."""
+    framer = make_framer()
+    msgs = tuple(messages)
+    frames = tuple(framer.encode(m) for m in msgs)
+    stream = b"".join(frames)
+    parts = (stream,) if chunks is None else tuple(chunks)
+    if b"".join(parts) != stream:
+        raise ValueError("chunks do not join to the encoded stream")
+    return EncodedStream(msgs, frames, stream, parts)
+
+
+def framed_streams(
+    make_framer: Callable[[], Framer[Any]],
+    messages: st.SearchStrategy[Sequence[Any]] | None = None,
+    *,
+    max_cuts: int = 64,
+) -> st.SearchStrategy[EncodedStream]:
+    """A strategy for :class:`EncodedStream`: messages encoded by the framer, cut at random.
+
+    Args:
+        make_framer: returns a new framer (a class with its defaults, a lambda).
+        messages: a strategy for message lists; ``message_lists()`` by default.
+        max_cuts: the most cuts in one chunking.
+    """
+    msgs = message_lists() if messages is None else messages
+
+    @st.composite
+    def draw(draw_: st.DrawFn) -> EncodedStream:
+        sample = encoded_stream(make_framer, draw_(msgs))
+        chunks = draw_(chunkings(sample.stream, max_cuts=max_cuts))
+        return EncodedStream(sample.messages, sample.frames, sample.stream, tuple(chunks))
+
+    return draw()
+
+
+@dataclass(frozen=True, slots=True)
+class Truncation:
+    """A stream cut off inside a frame.
+
+    Attributes:
+        prefix: the bytes that arrived before the stream ended.
+        complete: the messages whose frames arrived whole.
+        held: how many bytes of the cut frame arrived.
+    """
+
+    prefix: bytes
+    complete: tuple[Any, ...]
+    held: int
+
+
+def _cuts(sample: EncodedStream) -> list[tuple[int, int]]:
+    """Every (frame index, bytes of it kept) that cuts strictly inside a frame."""
+    return [(i, k) for i, frame in enumerate(sample.frames) for k in range(1, len(frame))]
+
+
+def truncations(sample: EncodedStream) -> st.SearchStrategy[Truncation]:
+    """A strategy for the ways ``sample``'s stream can end inside one of its frames.
+
+    A frame of one byte cannot be cut inside; when no frame can be, the strategy
+    is empty (use it with ``data.draw`` after checking, or filter the samples).
+    """
+    cuts = _cuts(sample)
+    if not cuts:
+        return st.nothing()
+
+    def build(cut: tuple[int, int]) -> Truncation:
+        i, k = cut
+        prefix = b"".join(sample.frames[:i]) + sample.frames[i][:k]
+        return Truncation(prefix, sample.messages[:i], k)
+
+    return st.sampled_from(cuts).map(build)
+
+
+# --- Feeding and checking ----------------------------------------------------------
 
 
 def feed_chunks(framer: Framer[T], chunks: Sequence[bytes], *, eof: bool = True) -> list[T]:
@@ -91,6 +273,228 @@ def assert_chunking_invariant(
         splits.append(("as chunked", chunks))
     for name, parts in splits:
         framer = make_framer()
-        got = feed_chunks(framer, parts)
+        try:
+            got = feed_chunks(framer, parts)
+        except FramingError as exc:
+            raise AssertionError(f"{name}: raised {exc!r}") from exc
         assert got == list(expected), f"{name}: {got!r} != {list(expected)!r}"
         assert framer.buffered == 0, f"{name}: {framer.buffered} bytes left buffered"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a framer made of a byte stream: the messages, and the error that ended it.
+
+    Two outcomes of the same bytes cut differently must be equal: the error's
+    type is compared, not its text (a size "seen so far" may differ by cut).
+
+    Attributes:
+        messages: every message delivered, including ``exc.messages`` of the error.
+        error: the :class:`~framing.FramingError` subclass raised, or ``None``.
+        most_buffered: the largest ``buffered`` seen after any ``feed``.
+    """
+
+    messages: tuple[Any, ...]
+    error: type[FramingError] | None
+    most_buffered: int
+
+    def same_result(self, other: Outcome) -> bool:
+        """True when both have the same messages and the same error type."""
+        return self.messages == other.messages and self.error is other.error
+
+
+def decode_outcome(
+    framer: Framer[Any],
+    chunks: Iterable[bytes],
+    *,
+    eof: bool = True,
+    limit: int | None = None,
+    max_buffered: int | None = None,
+) -> Outcome:
+    """Feed ``chunks`` (then the end of stream) and record what happened.
+
+    Only a :class:`~framing.FramingError` is caught: any other exception is a bug
+    in the framer and propagates.
+
+    Args:
+        framer: a fresh framer.
+        chunks: the stream, cut in pieces.
+        eof: call ``feed_eof`` after the last chunk.
+        limit: pass ``limit`` to every ``feed``, and drain what it holds back with
+            ``feed(b"", limit=limit)`` before the next chunk (``limit >= 1``).
+        max_buffered: assert ``framer.buffered`` never exceeds this after a feed.
+
+    Returns:
+        The :class:`Outcome`.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1 to make progress")
+    out: list[Any] = []
+    most = 0
+
+    def note() -> None:
+        nonlocal most
+        most = max(most, framer.buffered)
+        if max_buffered is not None:
+            assert framer.buffered <= max_buffered, (
+                f"{framer!r} holds {framer.buffered} bytes, over the bound of {max_buffered}"
+            )
+
+    try:
+        for chunk in chunks:
+            got = framer.feed(chunk, limit=limit)
+            out.extend(got)
+            note()
+            # With a limit, messages may wait in the buffer: drain them, bounded
+            # because each round either returns a message or ends the loop.
+            while limit is not None and got:
+                got = framer.feed(b"", limit=limit)
+                out.extend(got)
+                note()
+        if eof:
+            out.extend(framer.feed_eof())
+    except FramingError as exc:
+        return Outcome((*out, *exc.messages), type(exc), most)
+    return Outcome(tuple(out), None, most)
+
+
+def assert_split_invariant(
+    make_framer: Callable[[], Framer[Any]],
+    stream: bytes,
+    chunkings_: Iterable[Sequence[bytes]],
+    *,
+    max_buffered: int | None = None,
+) -> Outcome:
+    """Assert ``stream`` gives the same outcome whole and cut every given way.
+
+    This is the fuzzing invariant, for any bytes at all (valid or not): the same
+    messages, and the same error type or none, however the stream was cut.
+
+    Returns:
+        The outcome of feeding the stream whole.
+    """
+    whole = decode_outcome(make_framer(), [stream], max_buffered=max_buffered)
+    for chunks in chunkings_:
+        assert b"".join(chunks) == stream, "chunks do not join to the stream"
+        cut = decode_outcome(make_framer(), chunks, max_buffered=max_buffered)
+        assert cut.same_result(whole), (
+            f"cut {[len(c) for c in chunks]}: {cut.messages!r} {cut.error} != "
+            f"whole: {whole.messages!r} {whole.error}"
+        )
+    return whole
+
+
+def _check_sample(
+    make_framer: Callable[[], Framer[Any]],
+    sample: EncodedStream,
+    data: st.DataObject,
+    *,
+    truncation: bool,
+    detach: bool,
+    max_buffered: int | None,
+) -> None:
+    """Every check of :func:`check_framer` on one drawn sample."""
+    expected = list(sample.messages)
+    # Encoding must not depend on the framer's state: each message encoded by a
+    # framer of its own gives the same bytes as all encoded by one.
+    alone = tuple(make_framer().encode(m) for m in expected)
+    assert alone == sample.frames, "encode gave different bytes on a fresh framer"
+
+    byte_by_byte = [sample.stream[i : i + 1] for i in range(len(sample.stream))]
+    ways = (("byte at a time", byte_by_byte), ("as chunked", sample.chunks))
+    for name, parts in ways:
+        got = decode_outcome(make_framer(), parts, max_buffered=max_buffered)
+        assert got.error is None, f"{name}: a valid stream raised {got.error}"
+    assert_chunking_invariant(make_framer, sample.stream, expected, sample.chunks)
+    for name, parts in ways:
+        limited = decode_outcome(make_framer(), parts, limit=1, max_buffered=max_buffered)
+        assert list(limited.messages) == expected, f"{name}: feed(limit=1) changed the messages"
+        assert limited.error is None, f"{name}: feed(limit=1) raised {limited.error}"
+
+    if truncation and _cuts(sample):
+        cut = data.draw(truncations(sample), label="truncation")
+        for parts in ([cut.prefix], [cut.prefix[i : i + 1] for i in range(len(cut.prefix))]):
+            ended = decode_outcome(make_framer(), parts, max_buffered=max_buffered)
+            assert ended.error is IncompleteFrame, (
+                f"a stream cut {cut.held} bytes into frame {len(cut.complete)} "
+                f"did not raise IncompleteFrame at its end (got {ended.error})"
+            )
+            assert list(ended.messages) == list(cut.complete), (
+                f"truncated stream delivered {ended.messages!r}, not {list(cut.complete)!r}"
+            )
+
+    if detach:
+        k = data.draw(st.integers(0, len(expected)), label="limit")
+        framer = make_framer()
+        got_k = framer.feed(sample.stream, limit=k)
+        assert got_k == expected[:k], f"feed(limit={k}) gave {got_k!r}"
+        rest = framer.detach()
+        assert rest == b"".join(sample.frames[k:]), f"detach() after {k} messages gave {rest!r}"
+        assert framer.buffered == 0, "buffered is not 0 after detach()"
+        # The bytes handed over carry on in a clone exactly where they left off.
+        twin = framer.clone()
+        assert twin.buffered == 0, "clone() is not empty"
+        assert feed_chunks(twin, [rest]) == expected[k:], "the detached bytes decode differently"
+
+
+def check_framer(
+    make_framer: Callable[[], Framer[Any]],
+    messages: st.SearchStrategy[Sequence[Any]] | None = None,
+    *,
+    max_examples: int = 100,
+    truncation: bool = True,
+    detach: bool = True,
+    overhead: int | None = None,
+) -> None:
+    """Check a framer against the framer contract with a hypothesis search.
+
+    For each drawn list of messages, encoded by the framer:
+
+    - whole, one byte at a time, in random chunks, and with ``feed(limit=1)``,
+      the stream decodes to exactly those messages and leaves nothing buffered;
+    - cut off inside any frame, the stream raises
+      :class:`~framing.IncompleteFrame` at its end, with ``exc.messages`` the
+      messages before the cut (``truncation=False`` for a framing where a cut
+      can be a valid end, such as ``eof="deliver"``);
+    - ``feed(stream, limit=k)`` returns the first ``k`` messages, ``detach()``
+      returns exactly the frames after them, and a ``clone()`` fed those bytes
+      decodes the rest (``detach=False`` to skip);
+    - with ``overhead`` given, ``buffered`` never exceeds ``max_size + overhead``.
+
+    Call it from a plain test function (not one already under ``@given``).
+
+    Args:
+        make_framer: returns a new framer (a class with its defaults, a lambda).
+        messages: a strategy for message lists the framing can carry;
+            ``message_lists()`` (any bytes) by default.
+        max_examples: how many message lists to try.
+        truncation: check that a cut stream raises ``IncompleteFrame``.
+        detach: check ``feed(limit=k)`` and ``detach()``.
+        overhead: bytes a framer may hold beyond ``max_size`` (a header, a
+            delimiter); ``None`` skips the bound.
+
+    Raises:
+        AssertionError: the framer broke the contract (hypothesis reports the
+            smallest example it found).
+    """
+    msgs = message_lists() if messages is None else messages
+    bound = None if overhead is None else make_framer().max_size + overhead
+
+    @settings(
+        max_examples=max_examples,
+        deadline=None,
+        report_multiple_bugs=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(sample=framed_streams(make_framer, msgs), data=st.data())
+    def run(sample: EncodedStream, data: st.DataObject) -> None:
+        _check_sample(
+            make_framer,
+            sample,
+            data,
+            truncation=truncation,
+            detach=detach,
+            max_buffered=bound,
+        )
+
+    run()

@@ -1,0 +1,611 @@
+"""LengthPrefixed: exact wire vectors, options, limits, errors, limit/detach."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import dns.message
+import pytest
+
+from framing.base import Framer
+from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.length import (
+    DEFAULT_MAX_SIZE,
+    LengthPrefixed,
+    Width,
+    decode_varint,
+    encode_varint,
+)
+from framing.testing import assert_chunking_invariant, feed_chunks
+
+# A real query, as dig sends it over TCP: "example.com. IN A", id 0x1234, RD set.
+DNS_QUERY = bytes.fromhex(
+    "1234 0100 0001 0000 0000 0000 076578616d706c6503636f6d00 0001 0001".replace(" ", "")
+)
+DNS_QUERY_ON_TCP = bytes.fromhex("001d") + DNS_QUERY
+
+
+def roundtrip(framer: LengthPrefixed, message: bytes, wire: bytes) -> None:
+    """encode(message) == wire, and wire decodes to [message] however it is split."""
+    assert framer.encode(message) == wire
+    assert_chunking_invariant(framer.clone, wire, [message])
+
+
+# --- DNS over TCP -------------------------------------------------------------------
+
+
+def test_dns_query_exact_bytes_with_prefix() -> None:
+    assert len(DNS_QUERY) == 0x1D
+    framer = LengthPrefixed(2)
+    roundtrip(framer, DNS_QUERY, DNS_QUERY_ON_TCP)
+    parsed = dns.message.from_wire(framer.clone().feed(DNS_QUERY_ON_TCP)[0])
+    assert parsed.id == 0x1234
+    assert str(parsed.question[0]) == "example.com. IN A"
+
+
+def test_dns_query_matches_dnspython_tcp_framing() -> None:
+    query = dns.message.make_query("example.com.", "A")
+    query.id = 0x1234
+    wire = query.to_wire()
+    assert wire == DNS_QUERY
+    assert LengthPrefixed(2).encode(wire) == len(wire).to_bytes(2, "big") + wire
+
+
+def test_dns_pipelined_queries_in_one_chunk() -> None:
+    assert LengthPrefixed(2).feed(DNS_QUERY_ON_TCP * 3) == [DNS_QUERY] * 3
+
+
+def test_dns_largest_message_65535_bytes_accepted() -> None:
+    framer = LengthPrefixed(2)
+    assert framer.max_size == 65535
+    message = bytes(range(256)) * 255 + bytes(255)
+    assert len(message) == 65535
+    wire = framer.encode(message)
+    assert wire[:2] == b"\xff\xff"
+    assert framer.feed(wire) == [message]
+
+
+# --- fixed widths and byte orders ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("width", "byteorder", "header"),
+    [
+        (1, "big", "05"),
+        (1, "little", "05"),
+        (2, "big", "0005"),
+        (2, "little", "0500"),
+        (3, "big", "000005"),
+        (3, "little", "050000"),
+        (4, "big", "00000005"),
+        (4, "little", "05000000"),
+        (8, "big", "0000000000000005"),
+        (8, "little", "0500000000000000"),
+    ],
+)
+def test_encode_and_feed_fixed_width_vectors(width: Width, byteorder: str, header: str) -> None:
+    framer = LengthPrefixed(width, byteorder)  # type: ignore[arg-type]
+    roundtrip(framer, b"hello", bytes.fromhex(header) + b"hello")
+
+
+def test_width_3_big_uses_all_three_bytes() -> None:
+    roundtrip(LengthPrefixed(3), b"a" * 0x010203, b"\x01\x02\x03" + b"a" * 0x010203)
+
+
+def test_width_4_little_multi_byte_length() -> None:
+    roundtrip(LengthPrefixed(4, "little"), b"z" * 0x0102, b"\x02\x01\x00\x00" + b"z" * 0x0102)
+
+
+def test_empty_message_is_a_header_alone() -> None:
+    roundtrip(LengthPrefixed(2), b"", b"\x00\x00")
+    assert LengthPrefixed(2).feed(b"\x00\x00\x00\x00\x00\x01x") == [b"", b"", b"x"]
+
+
+def test_default_max_sizes() -> None:
+    assert LengthPrefixed(1).max_size == 255
+    assert LengthPrefixed(2).max_size == 65535
+    assert LengthPrefixed(2, length_adjustment=-2).max_size == 65533
+    for width in (3, 4, 8, "varint"):
+        assert LengthPrefixed(width).max_size == DEFAULT_MAX_SIZE
+
+
+def test_feed_accepts_bytearray_and_memoryview() -> None:
+    framer = LengthPrefixed(2)
+    assert framer.feed(bytearray(b"\x00\x02h")) == []
+    assert framer.feed(memoryview(b"i\x00\x01!")) == [b"hi", b"!"]
+    assert framer.encode(bytearray(b"ab")) == b"\x00\x02ab"
+    assert framer.encode(memoryview(b"ab")) == b"\x00\x02ab"
+
+
+def test_feed_single_frame_byte_at_a_time_reports_buffered() -> None:
+    framer = LengthPrefixed(2)
+    wire = framer.encode(b"abc")
+    for i, byte in enumerate(wire[:-1]):
+        assert framer.feed(bytes([byte])) == []
+        assert framer.buffered == i + 1
+    assert framer.feed(wire[-1:]) == [b"abc"]
+    assert framer.buffered == 0
+
+
+def test_is_a_framer() -> None:
+    assert isinstance(LengthPrefixed(2), Framer)
+
+
+# --- varint ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "encoded"),
+    [(0, "00"), (1, "01"), (127, "7f"), (128, "8001"), (300, "ac02"), (16384, "808001")],
+)
+def test_varint_vectors(value: int, encoded: str) -> None:
+    assert encode_varint(value) == bytes.fromhex(encoded)
+    assert decode_varint(bytes.fromhex(encoded)) == (value, len(encoded) // 2)
+
+
+def test_varint_largest_and_limits() -> None:
+    top = (1 << 64) - 1
+    assert encode_varint(top) == b"\xff" * 9 + b"\x01"
+    assert decode_varint(encode_varint(top)) == (top, 10)
+    with pytest.raises(ValueError, match="varint"):
+        encode_varint(1 << 64)
+    with pytest.raises(ValueError, match="varint"):
+        encode_varint(-1)
+    with pytest.raises(ValueError, match="longer than 10"):
+        decode_varint(b"\x80" * 10 + b"\x00")
+    assert decode_varint(b"\x80\x80") == (0, 0)  # incomplete
+
+
+def test_varint_framer_vectors() -> None:
+    roundtrip(LengthPrefixed("varint"), b"hello", b"\x05hello")
+    roundtrip(LengthPrefixed("varint"), b"x" * 300, b"\xac\x02" + b"x" * 300)
+    roundtrip(LengthPrefixed("varint"), b"", b"\x00")
+
+
+def test_varint_non_minimal_accepted() -> None:
+    assert LengthPrefixed("varint").feed(b"\x80\x00" + b"\x81\x00a" + b"\x85\x80\x00hello") == [
+        b"",
+        b"a",
+        b"hello",
+    ]
+
+
+def test_varint_longer_than_10_bytes_is_malformed() -> None:
+    wire = b"\x80" * 10 + b"\x00"
+    for chunks in ([wire], [wire[i : i + 1] for i in range(len(wire))]):
+        with pytest.raises(MalformedFrame, match="longer than 10 bytes"):
+            feed_chunks(LengthPrefixed("varint"), chunks)
+
+
+def test_varint_partial_value_already_too_large_raises_early() -> None:
+    framer = LengthPrefixed("varint", max_size=1000)
+    # 0xFF 0xFF: at least 16383 whatever follows, so no need to wait for the end.
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\xff\xff")
+    assert info.value.size == 16383
+    assert info.value.limit == 1000
+    assert "at least 16383" in str(info.value)
+
+
+def test_varint_oversize_same_error_whole_or_trickled() -> None:
+    wire = b"\xff" * 10 + b"\x01"
+    for chunks in ([wire], [wire[i : i + 1] for i in range(len(wire))]):
+        with pytest.raises(FrameTooLarge):
+            feed_chunks(LengthPrefixed("varint"), chunks)
+
+
+def test_varint_skip_waits_for_whole_length() -> None:
+    framer = LengthPrefixed("varint", max_size=2, on_oversize="skip")
+    assert framer.feed(b"\x83") == []
+    assert framer.feed(b"\x00abc") == []  # 3 > 2: skipped as it arrives
+    assert framer.feed(b"\x01z") == [b"z"]
+    assert framer.skipped_frames == 1
+    assert framer.skipped_bytes == 5
+
+
+# --- offset, adjustment, strip ---------------------------------------------------------
+
+
+def test_length_counts_itself() -> None:
+    # 00 07 | hello: 7 = 2 (the length field) + 5.
+    roundtrip(LengthPrefixed(2, length_adjustment=-2), b"hello", b"\x00\x07hello")
+
+
+def test_length_counts_whole_frame_with_prefix_field() -> None:
+    # type 01 | length 00 08 (= 3 header + 5 body) | hello, whole frame delivered.
+    framer = LengthPrefixed(2, length_offset=1, length_adjustment=-3, strip=0)
+    roundtrip(framer, b"\x01\x00\x08hello", b"\x01\x00\x08hello")
+
+
+def test_length_after_prefix_whole_frame_encode_fills_length() -> None:
+    framer = LengthPrefixed(2, length_offset=1, strip=0)
+    # The caller leaves zeros in the length field; encode writes 5 there.
+    assert framer.encode(b"\x07\x00\x00hello") == b"\x07\x00\x05hello"
+    assert framer.feed(b"\x07\x00\x05hello") == [b"\x07\x00\x05hello"]
+
+
+def test_length_after_prefix_header_stripped_decodes() -> None:
+    # Netty's "HDR1 | LEN | HDR2 | content" with only the content counted.
+    framer = LengthPrefixed(2, length_offset=1, length_adjustment=1)
+    assert framer.feed(b"\xca\x00\x05\xfehello") == [b"\xfehello"]
+
+
+def test_length_after_prefix_header_stripped_cannot_encode() -> None:
+    framer = LengthPrefixed(2, length_offset=1)
+    assert framer.feed(b"\xca\x00\x02hi") == [b"hi"]
+    with pytest.raises(ValueError, match="strip=0"):
+        framer.encode(b"hi")
+
+
+def test_partial_strip_keeps_length_field() -> None:
+    # Strip the 2-byte magic, keep the length field and the body.
+    framer = LengthPrefixed(2, length_offset=2, strip=2)
+    assert framer.feed(b"MG\x00\x02hi") == [b"\x00\x02hi"]
+    with pytest.raises(ValueError, match="cannot encode"):
+        framer.encode(b"\x00\x02hi")
+
+
+def test_strip_zero_keeps_header() -> None:
+    framer = LengthPrefixed(2, strip=0)
+    roundtrip(framer, b"\x00\x03abc", b"\x00\x03abc")
+    assert framer.encode(b"\xff\xffabc") == b"\x00\x03abc"
+
+
+def test_positive_adjustment_flags_byte_in_body() -> None:
+    framer = LengthPrefixed(2, length_adjustment=1)
+    roundtrip(framer, b"\x80hello", b"\x00\x05\x80hello")
+    with pytest.raises(ValueError, match="shorter than length_adjustment"):
+        framer.encode(b"")
+
+
+def test_adjusted_length_below_zero_is_malformed() -> None:
+    framer = LengthPrefixed(2, length_adjustment=-2)
+    with pytest.raises(MalformedFrame, match="leaves -1 bytes") as info:
+        framer.feed(b"\x00\x03a\x00\x01")
+    assert info.value.messages == [b"a"]
+
+
+def test_strip_zero_message_without_header_cannot_encode() -> None:
+    with pytest.raises(ValueError, match="3-byte header"):
+        LengthPrefixed(2, length_offset=1, strip=0).encode(b"\x01")
+
+
+def test_varint_with_offset_decodes() -> None:
+    framer = LengthPrefixed("varint", length_offset=1)
+    assert framer.feed(b"\x09\x03abc\x09\x00") == [b"abc", b""]
+
+
+# --- construction ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((5,), {}, "width"),
+        ((0,), {}, "width"),
+        ((True,), {}, "width"),
+        ((2, "middle"), {}, "byteorder"),
+        ((2,), {"length_offset": -1}, "length_offset"),
+        ((2,), {"length_offset": 2, "strip": 3}, "into the length field"),
+        ((2,), {"strip": 3}, "into the body"),
+        ((2,), {"strip": -1}, "strip"),
+        (("varint",), {"strip": 0}, "varint"),
+        ((1,), {"max_size": 256}, "max_size"),
+        ((2,), {"max_size": 65536}, "max_size"),
+        ((2,), {"length_adjustment": -2, "max_size": 65534}, "max_size"),
+        ((2,), {"max_size": -1}, "max_size"),
+        ((1,), {"length_adjustment": -256}, "no valid frame"),
+        ((2,), {"on_oversize": "drop"}, "on_oversize"),
+        ((2,), {"check_size": 4}, "without a check"),
+        ((2,), {"check": lambda head: None}, "check_size"),
+    ],
+)
+def test_construction_rejects_nonsense(
+    args: tuple[object, ...], kwargs: dict[str, object], match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        LengthPrefixed(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_max_size_at_header_capacity_is_allowed() -> None:
+    assert LengthPrefixed(1, max_size=255).max_size == 255
+    assert LengthPrefixed(1, length_adjustment=3, max_size=258).max_size == 258
+    assert LengthPrefixed(8, max_size=1 << 40).max_size == 1 << 40
+
+
+def test_repr_shows_only_non_default_options() -> None:
+    assert repr(LengthPrefixed(2)) == "LengthPrefixed(width=2)"
+    assert repr(LengthPrefixed(4, "little")) == "LengthPrefixed(width=4, byteorder='little')"
+    assert repr(LengthPrefixed("varint")) == "LengthPrefixed(width='varint')"
+    assert (
+        repr(LengthPrefixed(2, max_size=10, length_offset=1, strip=0, on_oversize="skip"))
+        == "LengthPrefixed(width=2, max_size=10, length_offset=1, strip=0, on_oversize='skip')"
+    )
+    assert repr(LengthPrefixed(2, length_adjustment=-2)) == (
+        "LengthPrefixed(width=2, length_adjustment=-2)"
+    )
+
+
+def test_clone_keeps_settings_not_data() -> None:
+    framer = LengthPrefixed(2, "little", max_size=100, on_oversize="skip")
+    framer.feed(b"\x05\x00ab")
+    twin = framer.clone()
+    assert repr(twin) == repr(framer)
+    assert twin.buffered == 0
+    assert twin.max_size == 100
+    assert twin.feed(b"\x01\x00x") == [b"x"]
+
+
+# --- limits ---------------------------------------------------------------------------
+
+
+def test_oversize_header_raises_before_body_arrives() -> None:
+    framer = LengthPrefixed(2, max_size=10)
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\x00\x0b")
+    exc = info.value
+    assert (exc.size, exc.limit) == (11, 10)
+    assert str(exc) == (
+        "LengthPrefixed(width=2, max_size=10): frame of 11 bytes is over the limit of 10 bytes"
+    )
+
+
+def test_oversize_error_carries_messages_before_it() -> None:
+    framer = LengthPrefixed(1, max_size=3)
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\x01a\x02bc\x09")
+    assert info.value.messages == [b"a", b"bc"]
+
+
+def test_max_size_counts_body_not_header() -> None:
+    framer = LengthPrefixed(2, length_adjustment=-2, max_size=5)
+    assert framer.feed(b"\x00\x07hello") == [b"hello"]
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\x00\x08")
+    assert info.value.size == 6
+
+
+def test_skip_discards_exactly_the_oversize_frame() -> None:
+    framer = LengthPrefixed(2, max_size=3, on_oversize="skip")
+    wire = b"\x00\x01a" + b"\x00\x05hello" + b"\x00\x02bc"
+    assert framer.feed(wire) == [b"a", b"bc"]
+    assert framer.skipped_frames == 1
+    assert framer.skipped_bytes == 7
+    assert framer.buffered == 0
+
+
+def test_skip_never_holds_skipped_bytes() -> None:
+    framer = LengthPrefixed(4, max_size=10, on_oversize="skip")
+    assert framer.feed(b"\x00\x01\x00\x00") == []
+    assert framer.skipped_frames == 1
+    for _ in range(64):
+        assert framer.feed(b"x" * 1024) == []
+        assert framer.buffered == 0
+    assert framer.feed(b"\x00\x00\x00\x01!") == [b"!"]
+
+
+def test_feed_eof_inside_skipped_frame_raises_incomplete() -> None:
+    framer = LengthPrefixed(2, max_size=3, on_oversize="skip")
+    framer.feed(b"\x00\x05he")
+    with pytest.raises(IncompleteFrame) as info:
+        framer.feed_eof()
+    assert (info.value.held, info.value.expected) == (4, 7)
+
+
+def test_encode_over_max_size_raises() -> None:
+    with pytest.raises(FrameTooLarge) as info:
+        LengthPrefixed(2, max_size=4).encode(b"hello")
+    assert (info.value.size, info.value.limit) == (5, 4)
+    with pytest.raises(FrameTooLarge):
+        LengthPrefixed(1).encode(b"x" * 256)
+    with pytest.raises(FrameTooLarge):
+        LengthPrefixed("varint", max_size=100).encode(b"x" * 101)
+    with pytest.raises(FrameTooLarge):
+        LengthPrefixed(2, length_offset=1, strip=0, max_size=2).encode(b"\x01\x00\x00abc")
+
+
+def test_header_announcing_max_size_does_not_preallocate() -> None:
+    framer = LengthPrefixed(4, max_size=64 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        framer.feed(b"\x04\x00\x00\x00" + b"x" * 100)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert framer.buffered == 104
+    assert peak < 1024 * 1024
+
+
+# --- early check ----------------------------------------------------------------------
+
+
+def no_http(head: bytes) -> str | None:
+    # "GE" would be read as a 18245-byte length: only the check catches it.
+    return "HTTP request on a DNS port" if head.startswith((b"GET ", b"POST")) else None
+
+
+def test_early_check_rejects_http_on_dns_port() -> None:
+    framer = LengthPrefixed(2, check=no_http, check_size=4)
+    with pytest.raises(MalformedFrame, match="HTTP request on a DNS port") as info:
+        framer.feed(b"GET / HTTP/1.1\r\n")
+    assert "LengthPrefixed(width=2, check=no_http, check_size=4)" in str(info.value)
+
+
+def opcode_check(head: bytes) -> str | None:
+    return "bad opcode" if head[2] == 0xFF else None
+
+
+def test_early_check_runs_before_body_arrives() -> None:
+    framer = LengthPrefixed(2, check=opcode_check, check_size=3)
+    assert framer.feed(b"\x10\x00\x01") == []  # a 4096-byte frame whose first byte is fine
+    with pytest.raises(MalformedFrame, match="bad opcode"):
+        framer.clone().feed(b"\x10\x00\xff")
+
+
+def test_early_check_called_once_per_frame_with_head_or_whole_frame() -> None:
+    seen: list[bytes] = []
+
+    def record(head: bytes) -> str | None:
+        seen.append(head)
+        return None
+
+    framer = LengthPrefixed(2, check=record, check_size=4)
+    wire = framer.encode(b"hello") + framer.encode(b"a") + framer.encode(b"")
+    for i in range(len(wire)):
+        framer.feed(wire[i : i + 1])
+    assert seen == [b"\x00\x05he", b"\x00\x01a", b"\x00\x00"]
+
+
+def test_early_check_dns_header_sanity() -> None:
+    def dns_query_header(head: bytes) -> str | None:
+        if len(head) < 14:
+            return "shorter than a DNS header"
+        if head[4] & 0x80:
+            return "QR set: a response, not a query"
+        return None
+
+    framer = LengthPrefixed(2, check=dns_query_header, check_size=14)
+    assert framer.feed(DNS_QUERY_ON_TCP) == [DNS_QUERY]
+    response = bytearray(DNS_QUERY_ON_TCP)
+    response[4] |= 0x80
+    with pytest.raises(MalformedFrame, match="QR set"):
+        framer.feed(bytes(response[:14]))
+    with pytest.raises(MalformedFrame, match="shorter than"):
+        framer.clone().feed(b"\x00\x01x")
+
+
+def test_early_check_error_carries_messages() -> None:
+    framer = LengthPrefixed(1, check=lambda h: "no" if h == b"\x01!" else None, check_size=2)
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(b"\x01a\x01b\x01!")
+    assert info.value.messages == [b"a", b"b"]
+
+
+# --- end of stream --------------------------------------------------------------------
+
+
+def test_feed_eof_mid_header_raises_incomplete() -> None:
+    framer = LengthPrefixed(4)
+    framer.feed(b"\x00\x00")
+    with pytest.raises(IncompleteFrame) as info:
+        framer.feed_eof()
+    assert (info.value.held, info.value.expected) == (2, None)
+    assert info.value.partial == b"\x00\x00"
+    assert str(info.value) == (
+        "LengthPrefixed(width=4): stream ended with 2 bytes of an unfinished message held"
+    )
+
+
+def test_feed_eof_mid_frame_raises_incomplete_with_numbers() -> None:
+    framer = LengthPrefixed(2)
+    framer.feed(b"\x00\x07hel")
+    with pytest.raises(IncompleteFrame) as info:
+        framer.feed_eof()
+    assert (info.value.held, info.value.expected) == (5, 9)
+    assert str(info.value) == "LengthPrefixed(width=2): stream ended 5 bytes into a 9-byte frame"
+
+
+def test_feed_eof_clean_returns_nothing() -> None:
+    framer = LengthPrefixed(2)
+    assert framer.feed(b"\x00\x01a") == [b"a"]
+    assert framer.feed_eof() == []
+
+
+# --- limit and detach -----------------------------------------------------------------
+
+
+def test_feed_limit_zero_only_buffers() -> None:
+    framer = LengthPrefixed(1)
+    assert framer.feed(b"\x01a\x01b", limit=0) == []
+    assert framer.buffered == 4
+    assert framer.feed_eof() == [b"a", b"b"]
+
+
+def test_feed_limit_one_then_detach_returns_every_byte_after() -> None:
+    framer = LengthPrefixed(2)
+    wire = b"\x00\x01a\x00\x01b\x00"
+    assert framer.feed(wire, limit=1) == [b"a"]
+    assert framer.detach() == b"\x00\x01b\x00"
+    assert framer.buffered == 0
+    assert framer.feed(b"\x00\x01c") == [b"c"]
+
+
+def test_detach_returns_partly_parsed_header_and_body() -> None:
+    framer = LengthPrefixed("varint")
+    assert framer.feed(b"\x01x\x85") == [b"x"]
+    assert framer.detach() == b"\x85"
+    framer = LengthPrefixed(2)
+    assert framer.feed(b"\x00\x05he") == []
+    assert framer.detach() == b"\x00\x05he"
+    assert framer.feed(b"\x00\x01z") == [b"z"]
+
+
+def test_feed_limit_resumes_later() -> None:
+    framer = LengthPrefixed(1)
+    assert framer.feed(b"\x01a\x01b\x01c", limit=2) == [b"a", b"b"]
+    assert framer.feed(b"\x01d", limit=1) == [b"c"]
+    assert framer.feed(b"") == [b"d"]
+
+
+def switch_after_three(chunks: list[bytes]) -> list[bytes]:
+    """Read 3 messages with LengthPrefixed(2), then the rest with LengthPrefixed(4, "little")."""
+    first, second = LengthPrefixed(2), LengthPrefixed(4, "little")
+    got: list[bytes] = []
+    rest = iter(chunks)
+    for chunk in rest:
+        got += first.feed(chunk, limit=3 - len(got))
+        if len(got) == 3:
+            break
+    got += second.feed(first.detach())
+    for chunk in rest:
+        got += second.feed(chunk)
+    got += second.feed_eof()
+    return got
+
+
+SWITCH_WIRE = b"".join(LengthPrefixed(2).encode(m) for m in (b"one", b"two", b"three")) + b"".join(
+    LengthPrefixed(4, "little").encode(m) for m in (b"four", b"", b"six")
+)
+SWITCH_MESSAGES = [b"one", b"two", b"three", b"four", b"", b"six"]
+
+
+def test_switch_framers_mid_stream_loses_no_byte() -> None:
+    wire = SWITCH_WIRE
+    assert switch_after_three([wire]) == SWITCH_MESSAGES
+    assert switch_after_three([wire[i : i + 1] for i in range(len(wire))]) == SWITCH_MESSAGES
+    assert switch_after_three([wire[:16], wire[16:17], wire[17:]]) == SWITCH_MESSAGES
+
+
+def test_early_check_once_per_frame_when_frames_arrive_whole() -> None:
+    seen: list[bytes] = []
+
+    def record(head: bytes) -> str | None:
+        seen.append(head)
+        return None
+
+    framer = LengthPrefixed(2, check=record, check_size=4)
+    wire = framer.encode(b"hello") + framer.encode(b"a") + framer.encode(b"xyz")
+    assert framer.feed(wire + wire[:4]) == [b"hello", b"a", b"xyz"]
+    assert seen == [b"\x00\x05he", b"\x00\x01a", b"\x00\x03xy", b"\x00\x05he"]
+    assert framer.feed(wire[4:]) == [b"hello", b"a", b"xyz"]
+    assert len(seen) == 6  # the straddling frame was not checked twice
+
+
+def test_large_message_in_small_chunks() -> None:
+    framer = LengthPrefixed(4)
+    message = bytes(range(256)) * 4096  # 1 MiB
+    wire = framer.encode(message) + framer.encode(b"next")
+    got: list[bytes] = []
+    for i in range(0, len(wire), 4096):
+        got += framer.feed(wire[i : i + 4096])
+        assert framer.buffered <= len(message) + 4
+    assert got == [message, b"next"]
+
+
+def test_million_small_frames_in_one_chunk() -> None:
+    framer = LengthPrefixed(2)
+    wire = framer.encode(b"0123456789abcdef") * 100_000
+    got = framer.feed(wire)
+    assert len(got) == 100_000
+    assert got[-1] == b"0123456789abcdef"
+    assert framer.buffered == 0
