@@ -1,0 +1,483 @@
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from anyio.streams.tls import TLSAttribute
+
+from framing.length import LengthPrefixed
+from framing.raw import Raw
+from framing.server import ServerInfo, serve, serve_unix
+from framing.stream import FramedStream, connect, connect_unix
+from tests.framing.transports import tls_contexts, until
+
+pytestmark = pytest.mark.anyio
+
+LOGGER = "framing.server"
+
+
+def lp(**options: Any) -> LengthPrefixed:
+    return LengthPrefixed(2, **options)
+
+
+async def echo(stream: FramedStream[bytes]) -> None:
+    async for message in stream:
+        await stream.send(message)
+
+
+@asynccontextmanager
+async def running(handler: Any, framer: Any, **options: Any) -> AsyncIterator[ServerInfo]:
+    """Serve in a task group; cancel (graceful shutdown) on the way out."""
+    async with anyio.create_task_group() as tg:
+        info = await tg.start(
+            lambda task_status: serve(handler, framer, task_status=task_status, **options)
+        )
+        yield info
+        tg.cancel_scope.cancel()
+
+
+async def roundtrip(client: FramedStream[bytes], message: bytes) -> None:
+    await client.send(message)
+    assert await client.receive() == message
+
+
+async def is_closed_by_server(client: FramedStream[bytes]) -> bool:
+    try:
+        await client.receive()
+    except (anyio.EndOfStream, anyio.BrokenResourceError):
+        return True
+    return False
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_serve_on_port_zero_reports_where_it_listens() -> None:
+    with anyio.fail_after(10):
+        async with running(echo, lp()) as info:
+            assert info.addresses == [("127.0.0.1", info.port)]
+            assert info.port > 0
+            async with await connect("127.0.0.1", info.port, lp()) as client:
+                await roundtrip(client, b"hello")
+            assert info.stats.messages_in == 1
+
+
+async def test_serve_ipv4_and_ipv6_listeners_share_one_port() -> None:
+    with anyio.fail_after(10):
+        async with running(echo, lp(), host=["127.0.0.1", "::1"]) as info:
+            assert [host for host, _ in info.addresses] == ["127.0.0.1", "::1"]
+            assert {port for _, port in info.addresses} == {info.port}
+            for host in ("127.0.0.1", "::1"):
+                async with await connect(host, info.port, lp()) as client:
+                    await roundtrip(client, host.encode())
+            assert info.stats.connections_accepted == 2
+
+
+async def test_each_connection_gets_its_own_framer() -> None:
+    template = lp()
+    with anyio.fail_after(10):
+        async with (
+            running(echo, template) as info,
+            await connect("127.0.0.1", info.port, lp()) as one,
+            await connect("127.0.0.1", info.port, lp()) as two,
+        ):
+            # Half a frame on each: separate framers, or the halves would mix.
+            await one.transport_stream.send(b"\x00\x05on")
+            await two.transport_stream.send(b"\x00\x05tw")
+            await one.transport_stream.send(b"e!!")
+            await two.transport_stream.send(b"o!!")
+            assert await one.receive() == b"one!!"
+            assert await two.receive() == b"two!!"
+    assert template.buffered == 0
+
+
+async def test_oversize_closes_only_the_offending_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with anyio.fail_after(10):
+        async with running(echo, lp(max_size=100)) as info:
+            async with (
+                await connect("127.0.0.1", info.port, lp()) as good,
+                await connect("127.0.0.1", info.port, lp()) as bad,
+            ):
+                await roundtrip(good, b"before")
+                await bad.transport_stream.send(b"\x00\xffway too long")
+                assert await is_closed_by_server(bad)
+                await roundtrip(good, b"after")
+                local = bad.extra(anyio.abc.SocketAttribute.local_port)
+            assert info.stats.errors == {"FrameTooLarge": 1}
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert len([line for line in lines if "FrameTooLarge" in line]) == 1
+    (line,) = [line for line in lines if "FrameTooLarge" in line]
+    assert f"127.0.0.1:{local}" in line
+    assert "255" in line  # the size the peer announced
+
+
+async def test_idle_timeout_closes_a_silent_connection(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with anyio.fail_after(10):
+        async with running(echo, lp(), idle_timeout=0.2) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as client:
+                await roundtrip(client, b"then silence")
+                assert await is_closed_by_server(client)
+            assert info.stats.errors == {"IdleTimeout": 1}
+    assert any("IdleTimeout" in r.getMessage() for r in caplog.records if r.name == LOGGER)
+
+
+async def test_message_timeout_cuts_a_trickling_peer() -> None:
+    encoded = lp().encode(b"y" * 100)
+    with anyio.fail_after(10):
+        async with running(echo, lp(), idle_timeout=5, message_timeout=0.3) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as client:
+                closed = False
+                for i in range(len(encoded)):  # a byte every 20 ms: 2 s for the frame
+                    try:
+                        await client.transport_stream.send(encoded[i : i + 1])
+                    except (anyio.BrokenResourceError, OSError):
+                        closed = True
+                        break
+                    with anyio.move_on_after(0.02):
+                        if await is_closed_by_server(client):
+                            closed = True
+                            break
+                assert closed
+            assert info.stats.errors == {"MessageTimeout": 1}
+
+
+async def test_max_connections_in_total(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with anyio.fail_after(10):
+        async with running(echo, lp(), max_connections=2) as info:
+            one = await connect("127.0.0.1", info.port, lp())
+            two = await connect("127.0.0.1", info.port, lp())
+            await roundtrip(one, b"1")
+            await roundtrip(two, b"2")
+            three = await connect("127.0.0.1", info.port, lp())
+            assert await is_closed_by_server(three)
+            await three.aclose()
+            assert info.stats.connections_refused == 1
+            assert info.stats.connections_open == 2
+            await one.aclose()
+            # Once one closes, a new connection is served.
+            await until(lambda: info.stats.connections_open == 1)
+            async with await connect("127.0.0.1", info.port, lp()) as four:
+                await roundtrip(four, b"4")
+            await two.aclose()
+    assert any("refused" in r.getMessage() for r in caplog.records if r.name == LOGGER)
+
+
+async def test_max_connections_per_peer_address() -> None:
+    with anyio.fail_after(10):
+        async with running(
+            echo, lp(), host=["127.0.0.1", "::1"], max_connections_per_peer=1
+        ) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as first:
+                await roundtrip(first, b"v4")
+                async with await connect("127.0.0.1", info.port, lp()) as second:
+                    assert await is_closed_by_server(second)
+                # Another address is another peer.
+                async with await connect("::1", info.port, lp()) as other:
+                    await roundtrip(other, b"v6")
+            assert info.stats.connections_refused == 1
+
+
+async def test_handler_exception_is_logged_and_server_keeps_serving(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+
+    async def fragile(stream: FramedStream[bytes]) -> None:
+        async for message in stream:
+            if message == b"boom":
+                raise RuntimeError("handler bug")
+            await stream.send(message)
+
+    with anyio.fail_after(10):
+        async with running(fragile, lp()) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as other:
+                await roundtrip(other, b"a")
+                async with await connect("127.0.0.1", info.port, lp()) as client:
+                    await client.send(b"boom")
+                    assert await is_closed_by_server(client)
+                await roundtrip(other, b"still here")
+            async with await connect("127.0.0.1", info.port, lp()) as later:
+                await roundtrip(later, b"new")
+    errors = [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+
+
+async def test_cancellation_shuts_down_cleanly_with_nothing_left_open() -> None:
+    finished: list[str] = []
+
+    async def handler(stream: FramedStream[bytes]) -> None:
+        async for message in stream:
+            if message == b"slow":
+                await anyio.sleep(0.2)  # finishes within the grace period
+                await stream.send(b"slow done")
+                finished.append("slow")
+            elif message == b"stuck":
+                try:
+                    await anyio.sleep(3600)  # cancelled after the grace period
+                finally:
+                    finished.append("stuck cancelled")
+            else:
+                await stream.send(message)
+        finished.append("drained")
+
+    with anyio.fail_after(10):
+        tasks_before = len(anyio.get_running_tasks())
+        fds_before = open_fds()
+        async with anyio.create_task_group() as tg:
+            info: ServerInfo = await tg.start(
+                lambda task_status: serve(handler, lp(), grace_period=1.0, task_status=task_status)
+            )
+            idle = await connect("127.0.0.1", info.port, lp())
+            slow = await connect("127.0.0.1", info.port, lp())
+            stuck = await connect("127.0.0.1", info.port, lp())
+            await roundtrip(idle, b"hi")
+            await slow.send(b"slow")
+            await stuck.send(b"stuck")
+            await until(lambda: info.stats.messages_in >= 3)
+            tg.cancel_scope.cancel()
+        # serve has returned: every connection is closed, the listener too.
+        assert await slow.receive() == b"slow done"
+        for client in (idle, slow, stuck):
+            assert await is_closed_by_server(client)
+            await client.aclose()
+        assert sorted(finished) == ["drained", "drained", "slow", "stuck cancelled"]
+        assert info.stats.connections_open == 0
+        with pytest.raises(OSError, match="connection attempts failed"):
+            await connect("127.0.0.1", info.port, lp())
+        assert len(anyio.get_running_tasks()) == tasks_before
+        for _ in range(100):  # asyncio closes aborted sockets on its next loop turn
+            if open_fds() <= fds_before:
+                break
+            await anyio.sleep(0.01)
+        assert open_fds() <= fds_before
+
+
+async def test_server_send_waits_for_a_client_that_does_not_read() -> None:
+    chunk = b"z" * 60000
+    cap = 64 * 1024 * 1024
+
+    async def firehose(stream: FramedStream[bytes]) -> None:
+        while stream.stats.bytes_out < cap:
+            await stream.send(chunk)
+
+    with anyio.fail_after(30):
+        async with (
+            running(firehose, lp()) as info,
+            await connect("127.0.0.1", info.port, lp()),
+        ):
+            last, stalled = -1, 0
+            for _ in range(400):  # bounded polling until the server stops progressing
+                await anyio.sleep(0.02)
+                out = info.stats.bytes_out
+                stalled = stalled + 1 if out == last else 0
+                if stalled >= 10 or out >= cap:
+                    break
+                last = out
+            assert info.stats.bytes_out < 32 * 1024 * 1024
+
+
+async def test_flooding_a_handler_that_does_not_read_is_bounded() -> None:
+    """The accepted connection must not read ahead on its own (anyio 4.16 on asyncio did)."""
+    held: dict[str, FramedStream[bytes]] = {}
+
+    async def sleeper(stream: FramedStream[bytes]) -> None:
+        held["stream"] = stream
+        await anyio.sleep(3600)
+
+    chunk = b"x" * 65536
+    cap = 64 * 1024 * 1024
+    with anyio.fail_after(30):
+        async with (
+            running(sleeper, Raw(), grace_period=0.1) as info,
+            await connect("127.0.0.1", info.port, Raw()) as client,
+        ):
+            sent = 0
+            async with anyio.create_task_group() as tg:
+
+                async def flood() -> None:
+                    nonlocal sent
+                    while sent < cap:
+                        await client.send(chunk)
+                        sent += len(chunk)
+
+                tg.start_soon(flood)
+                last, stalled = -1, 0
+                for _ in range(400):
+                    await anyio.sleep(0.02)
+                    stalled = stalled + 1 if sent == last else 0
+                    if stalled >= 10 or sent >= cap:
+                        break
+                    last = sent
+                tg.cancel_scope.cancel()
+            transport = held["stream"].transport_stream
+            queue = getattr(getattr(transport, "_protocol", None), "read_queue", ())
+            assert sum(map(len, queue)) <= 1024 * 1024
+            assert sent < 32 * 1024 * 1024
+
+
+async def test_buffered_total_closes_the_connection_that_would_exceed_it() -> None:
+    with anyio.fail_after(10):
+        async with running(echo, lp(), max_buffered_total=1000) as info:
+            async with (
+                await connect("127.0.0.1", info.port, lp()) as first,
+                await connect("127.0.0.1", info.port, lp()) as second,
+            ):
+                await roundtrip(first, b"ready")
+                await roundtrip(second, b"ready")
+                await first.transport_stream.send(b"\x03\x00" + b"a" * 600)
+                await until(lambda: info.stats.peak_buffered >= 602)
+                await second.transport_stream.send(b"\x03\x00" + b"b" * 600)
+                assert await is_closed_by_server(second)
+                await first.transport_stream.send(b"a" * 168)
+                assert await first.receive() == b"a" * 768
+            assert info.stats.errors == {"BufferBudgetExceeded": 1}
+
+
+async def test_tls_serve_and_connect() -> None:
+    server_ctx, client_ctx = tls_contexts()
+    with anyio.fail_after(10):
+        async with running(echo, lp(), ssl_context=server_ctx) as info:
+            client = await connect(
+                "127.0.0.1", info.port, lp(), ssl_context=client_ctx, tls_hostname="localhost"
+            )
+            async with client:
+                await roundtrip(client, b"secret")
+                cipher = client.extra(TLSAttribute.cipher)
+                assert cipher is not None
+
+
+async def test_tls_handshake_failure_is_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    server_ctx, _ = tls_contexts()
+    with anyio.fail_after(10):
+        async with running(echo, lp(), ssl_context=server_ctx) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as plain:
+                await plain.transport_stream.send(b"GET / HTTP/1.0\r\n\r\n")
+                assert await is_closed_by_server(plain)
+            assert info.stats.errors == {"TLSHandshakeFailed": 1}
+    assert any("TLS handshake" in r.getMessage() for r in caplog.records)
+
+
+async def test_serve_unix(tmp_path: Path) -> None:
+    path = tmp_path / "sock"
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            info = await tg.start(
+                lambda task_status: serve_unix(echo, lp(), path=path, task_status=task_status)
+            )
+            assert info.paths == [str(path)]
+            assert info.addresses == []
+            async with await connect_unix(path, lp()) as client:
+                await roundtrip(client, b"unix")
+            tg.cancel_scope.cancel()
+
+
+async def test_serve_given_listeners() -> None:
+    listener = await anyio.create_tcp_listener(local_host="::1")
+    with anyio.fail_after(10):
+        async with running(echo, lp(), listeners=[listener]) as info:
+            assert info.addresses[0][0] == "::1"
+            async with await connect("::1", info.port, lp()) as client:
+                await roundtrip(client, b"given")
+
+
+async def test_stats_aggregate_every_connection() -> None:
+    with anyio.fail_after(10):
+        async with running(echo, lp()) as info:
+            for i in range(3):
+                async with await connect("127.0.0.1", info.port, lp()) as client:
+                    await client.send_many([b"ab"] * (i + 1))
+                    for _ in range(i + 1):
+                        assert await client.receive() == b"ab"
+            await until(lambda: info.stats.connections_open == 0)
+            stats = info.stats
+            assert stats.connections_accepted == 3
+            assert stats.messages_in == stats.messages_out == 6
+            assert stats.bytes_in == stats.bytes_out == 6 * 4
+            assert stats.peak_buffered >= 0
+            assert stats.errors == {}
+
+
+async def test_accept_errors_do_not_stop_the_server() -> None:
+    # A connection reset before it is served: the server carries on.
+    with anyio.fail_after(10):
+        async with running(echo, lp()) as info:
+            s = socket.create_connection(("127.0.0.1", info.port))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+            async with await connect("127.0.0.1", info.port, lp()) as client:
+                await roundtrip(client, b"fine")
+
+
+async def test_client_half_close_still_gets_every_reply() -> None:
+    with anyio.fail_after(10):
+        async with (
+            running(echo, lp()) as info,
+            await connect("127.0.0.1", info.port, lp()) as client,
+        ):
+            await client.send_many([b"one", b"two", b"three"])
+            await client.send_eof()
+            assert [m async for m in client] == [b"one", b"two", b"three"]
+
+
+async def test_server_half_close_client_still_sends() -> None:
+    async def greet_then_listen(stream: FramedStream[bytes]) -> None:
+        await stream.send(b"hello, and that is all from me")
+        await stream.send_eof()
+        async for message in stream:
+            assert message == b"still talking"
+        # The client's EOF ends the loop; the reply channel was closed long ago.
+
+    with anyio.fail_after(10):
+        async with (
+            running(greet_then_listen, lp()) as info,
+            await connect("127.0.0.1", info.port, lp()) as client,
+        ):
+            assert [m async for m in client] == [b"hello, and that is all from me"]
+            await client.send(b"still talking")
+            await client.send_eof()
+            await until(lambda: info.stats.messages_in == 1)
+
+
+async def test_shutdown_drains_idle_tls_connections_at_once() -> None:
+    server_ctx, client_ctx = tls_contexts()
+    finished: list[str] = []
+
+    async def handler(stream: FramedStream[bytes]) -> None:
+        await echo(stream)
+        finished.append("drained")
+
+    with anyio.fail_after(10):  # a grace period of 60 s would blow this
+        async with anyio.create_task_group() as tg:
+            info: ServerInfo = await tg.start(
+                lambda task_status: serve(
+                    handler,
+                    lp(),
+                    ssl_context=server_ctx,
+                    grace_period=60,
+                    task_status=task_status,
+                )
+            )
+            client = await connect(
+                "127.0.0.1", info.port, lp(), ssl_context=client_ctx, tls_hostname="localhost"
+            )
+            await roundtrip(client, b"idle now")
+            tg.cancel_scope.cancel()
+        await anyio.aclose_forcefully(client)
+    assert finished == ["drained"]

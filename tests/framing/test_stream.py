@@ -1,0 +1,451 @@
+from __future__ import annotations
+
+import random
+import socket
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import pytest
+from anyio.abc import ByteStream, SocketAttribute
+
+from framing.base import Framer
+from framing.delimited import Lines
+from framing.errors import FrameTooLarge, IncompleteFrame
+from framing.length import LengthPrefixed
+from framing.raw import Raw
+from framing.stream import (
+    BufferBudget,
+    BufferBudgetExceeded,
+    FramedStream,
+    IdleTimeout,
+    MessageTimeout,
+    ReceiveTimeout,
+    connect,
+    connect_unix,
+)
+from tests.framing.transports import memory_pair, stream_pair
+
+pytestmark = pytest.mark.anyio
+
+
+def lp(**options: Any) -> LengthPrefixed:
+    return LengthPrefixed(2, **options)
+
+
+async def write_from_task(stream: ByteStream, data: bytes, eof: bool = False) -> None:
+    await stream.send(data)
+    if eof:
+        await stream.send_eof()
+
+
+# -- receiving one message at a time, and many -----------------------------
+
+
+async def test_receive_parses_one_message_per_call() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp())
+            await a.send(lp().encode(b"one") + lp().encode(b"two") + lp().encode(b"three"))
+            assert await framed.receive() == b"one"
+            # The rest stays unparsed in the framer until asked for.
+            assert framed.framer.buffered == 5 + 7
+            assert await framed.receive() == b"two"
+            assert await framed.receive_many() == [b"three"]
+
+
+async def test_receive_many_returns_everything_one_read_completed() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp())
+            messages = [bytes([i]) * i for i in range(50)]
+            await a.send(b"".join(lp().encode(m) for m in messages))
+            got: list[bytes] = []
+            while len(got) < len(messages):
+                got.extend(await framed.receive_many())
+            assert got == messages
+            assert framed.stats.messages_in == len(messages)
+
+
+async def test_receive_waits_across_reads_for_a_split_message() -> None:
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp())
+        encoded = lp().encode(b"hello world")
+
+        async def write() -> None:
+            # Unbuffered: each byte is its own chunk on the receiving side.
+            for i in range(len(encoded)):
+                await a.send(encoded[i : i + 1])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write)
+            assert await framed.receive() == b"hello world"
+        assert framed.stats.bytes_in == len(encoded)
+
+
+# -- ends of stream and errors ---------------------------------------------
+
+
+async def test_eof_inside_message_raises_incomplete_then_broken() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp())
+            await a.send(lp().encode(b"whole") + b"\x00\x09part")
+            await a.send_eof()
+            assert await framed.receive() == b"whole"
+            with pytest.raises(IncompleteFrame) as info:
+                await framed.receive()
+            assert info.value.held == 6
+            with pytest.raises(anyio.BrokenResourceError):
+                await framed.receive()
+            assert framed.stats.errors == {"IncompleteFrame": 1}
+
+
+async def test_framing_error_delivers_earlier_messages_first_with_receive_many() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(max_size=4))
+            await a.send(lp().encode(b"ok") + lp().encode(b"fine") + b"\x00\x09toolong!!")
+            assert await framed.receive_many() == [b"ok", b"fine"]
+            with pytest.raises(FrameTooLarge) as info:
+                await framed.receive_many()
+            # Already delivered: not handed out a second time.
+            assert info.value.messages == []
+            with pytest.raises(anyio.BrokenResourceError):
+                await framed.receive()
+
+
+async def test_framing_error_delivers_earlier_messages_first_with_receive() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(max_size=4))
+            await a.send(lp().encode(b"ok") + b"\x00\x09toolong!!")
+            assert await framed.receive() == b"ok"
+            with pytest.raises(FrameTooLarge):
+                await framed.receive()
+            assert framed.stats.errors == {"FrameTooLarge": 1}
+
+
+async def test_feed_eof_messages_are_delivered_one_at_a_time() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, Lines(on_eof="deliver"))
+            await a.send(b"unterminated")
+            await a.send_eof()
+            assert [m async for m in framed] == [b"unterminated"]
+
+
+async def test_send_of_oversize_message_sends_nothing() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(a, lp(max_size=3))
+            with pytest.raises(FrameTooLarge):
+                await framed.send(b"four")
+            with pytest.raises(FrameTooLarge):
+                await framed.send_many([b"ok", b"four"])
+            await framed.send(b"ok")
+            assert await b.receive() == b"\x00\x02ok"
+            assert framed.stats.messages_out == 1
+            assert framed.stats.bytes_out == 4
+
+
+# -- switching framers -----------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 1000])
+async def test_switch_framer_mid_stream_keeps_every_byte(chunk_size: int) -> None:
+    body = [b"first", b"", b"x" * 300]
+    wire = b"HELLO\r\nCOUNT 3\r\n\r\n" + b"".join(lp().encode(m) for m in body) + b"bye\n"
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        lines = FramedStream(b, Lines())
+        async with anyio.create_task_group() as tg:
+
+            async def write() -> None:
+                for i in range(0, len(wire), chunk_size):
+                    await a.send(wire[i : i + chunk_size])
+                await a.send_eof()
+
+            tg.start_soon(write)
+            header = []
+            while (line := await lines.receive()) != b"":
+                header.append(line)
+            assert header == [b"HELLO", b"COUNT 3"]
+            framed = lines.switch_framer(lp())
+            assert framed is lines  # in place
+            assert [await framed.receive() for _ in body] == body
+            back = framed.switch_framer(Lines())
+            assert [m async for m in back] == [b"bye"]
+        assert back.stats.messages_in == 2 + 1 + 3 + 1
+
+
+async def test_switch_framer_while_receiving_is_busy() -> None:
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(framed.receive)
+            await anyio.wait_all_tasks_blocked()
+            with pytest.raises(anyio.BusyResourceError):
+                framed.switch_framer(Raw())
+            await a.send(lp().encode(b"go"))
+
+
+# -- timeouts --------------------------------------------------------------
+
+
+async def test_idle_timeout_raises_and_stream_stays_usable() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(), idle_timeout=0.1)
+            with pytest.raises(IdleTimeout) as info:
+                await framed.receive()
+            assert isinstance(info.value, ReceiveTimeout)
+            assert isinstance(info.value, TimeoutError)
+            assert info.value.held == 0
+            await a.send(lp().encode(b"late"))
+            assert await framed.receive() == b"late"
+            assert framed.stats.errors == {"IdleTimeout": 1}
+
+
+async def test_message_timeout_cuts_a_trickling_peer() -> None:
+    encoded = lp().encode(b"x" * 200)
+    with anyio.fail_after(10):
+        async with stream_pair("tcp4") as (a, b):
+            # No idle timeout can catch this peer: a byte every 20 ms.
+            framed = FramedStream(b, lp(), idle_timeout=1.0, message_timeout=0.3)
+
+            async def trickle() -> None:
+                for i in range(len(encoded)):
+                    await a.send(encoded[i : i + 1])
+                    await anyio.sleep(0.02)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(trickle)
+                with pytest.raises(MessageTimeout) as info:
+                    await framed.receive()
+                assert 0 < info.value.held < len(encoded)
+                tg.cancel_scope.cancel()
+
+
+async def test_message_timeout_restarts_with_each_message() -> None:
+    # Each write finishes a message and begins the next, so the framer is never
+    # empty; the whole run is longer than message_timeout but no message is.
+    messages = [bytes([i]) * 10 for i in range(8)]
+    wire = b"".join(lp().encode(m) for m in messages)
+    with anyio.fail_after(10):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(), message_timeout=0.5)
+
+            async def write() -> None:
+                for i in range(0, len(wire), 12):
+                    await a.send(wire[i : i + 12])
+                    await anyio.sleep(0.1)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write)
+                got = [await framed.receive() for _ in messages]
+            assert got == messages
+
+
+# -- the shared buffer budget ----------------------------------------------
+
+
+async def test_buffer_budget_fails_only_the_stream_that_exceeds_it() -> None:
+    budget = BufferBudget(100)
+    with anyio.fail_after(5):
+        a1, b1 = memory_pair()
+        a2, b2 = memory_pair()
+        first = FramedStream(b1, lp(), buffer_budget=budget)
+        second = FramedStream(b2, lp(), buffer_budget=budget)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(first.receive)
+            await a1.send(b"\x00\x50" + b"a" * 60)  # 62 bytes held of an 82-byte frame
+            await anyio.wait_all_tasks_blocked()
+            assert budget.held == 62
+            tg.start_soon(a2.send, lp().encode(b"done") + b"\x00\x50" + b"b" * 60)
+            # The message completed in the same read is still delivered...
+            assert await second.receive() == b"done"
+            # ...then the error: this stream would take the total over 100.
+            with pytest.raises(BufferBudgetExceeded) as info:
+                await second.receive()
+            assert info.value.limit == 100
+            await second.aclose()
+            assert budget.held == 62
+            await a1.send(b"a" * 20)
+        assert budget.held == 0
+        assert budget.peak == 124
+        assert second.stats.errors == {"BufferBudgetExceeded": 1}
+
+
+# -- backpressure ----------------------------------------------------------
+
+
+async def _send_until_stalled(stream: FramedStream[bytes], cap: int) -> int:
+    """Send 64 KiB messages until `cap` bytes went out or sending stalls; return bytes sent."""
+    sent = 0
+    chunk = b"x" * 65536
+    stalled_polls = 0
+    async with anyio.create_task_group() as tg:
+
+        async def sender() -> None:
+            nonlocal sent
+            while sent < cap:
+                await stream.send(chunk)
+                sent += len(chunk)
+
+        tg.start_soon(sender)
+        last = -1
+        for _ in range(400):  # bounded: at most 400 polls
+            await anyio.sleep(0.02)
+            if sent >= cap:
+                break
+            stalled_polls = stalled_polls + 1 if sent == last else 0
+            if stalled_polls >= 10:
+                break
+            last = sent
+        tg.cancel_scope.cancel()
+    return sent
+
+
+def held_by_transport(stream: ByteStream) -> int:
+    """Bytes read from the kernel but not yet taken by a receive (asyncio's read queue)."""
+    protocol = getattr(stream, "_protocol", None)
+    queue = getattr(protocol, "read_queue", ())
+    return sum(map(len, queue))
+
+
+async def test_accepted_connection_does_not_read_ahead_without_bound() -> None:
+    """A client writes and the accepting side never reads (so no receive ever waited)."""
+    cap = 64 * 1024 * 1024
+    with anyio.fail_after(30):
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            port = listener.extra(SocketAttribute.local_port)
+            client = FramedStream(await anyio.connect_tcp("127.0.0.1", port), Raw())
+            accepted = await listener.listeners[0].accept()  # type: ignore[attr-defined]
+            server = FramedStream(accepted, Raw())
+            sent = await _send_until_stalled(client, cap)
+            held = held_by_transport(accepted) + server.framer.buffered
+            await client.aclose()
+            await server.aclose()
+    # Without flow control the client would reach the cap; with it, the
+    # kernel's buffers fill and the client blocks long before.
+    assert sent < 32 * 1024 * 1024
+    assert held <= 1024 * 1024
+
+
+async def test_client_does_not_read_ahead_when_server_writes() -> None:
+    cap = 64 * 1024 * 1024
+    with anyio.fail_after(30):
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+            port = listener.extra(SocketAttribute.local_port)
+            client = await connect("127.0.0.1", port, Raw())
+            server = FramedStream(
+                await listener.listeners[0].accept(),  # type: ignore[attr-defined]
+                Raw(),
+            )
+            sent = await _send_until_stalled(server, cap)
+            held = held_by_transport(client.transport_stream) + client.framer.buffered
+            await client.aclose()
+            await server.aclose()
+    assert sent < 32 * 1024 * 1024
+    assert held <= 1024 * 1024
+
+
+# -- segmentation at the socket level ---------------------------------------
+
+FRAMERS: dict[str, Framer[bytes]] = {"length": LengthPrefixed(2), "lines": Lines()}
+
+
+def _messages(rng: random.Random, framer_name: str) -> list[bytes]:
+    alphabet = b"abcdefghij \t" if framer_name == "lines" else bytes(range(256))
+    return [
+        bytes(rng.choice(alphabet) for _ in range(rng.choice([0, 1, 2, 50, 700, 3000])))
+        for _ in range(60)
+    ]
+
+
+@pytest.mark.parametrize("framer_name", sorted(FRAMERS))
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_small_writes_with_nodelay_give_exact_messages(
+    framer_name: str, seed: int
+) -> None:
+    rng = random.Random(seed)
+    framer = FRAMERS[framer_name].clone()
+    messages = _messages(rng, framer_name)
+    wire = b"".join(framer.encode(m) for m in messages)
+    with anyio.fail_after(20):
+        async with stream_pair("tcp4") as (a, b):
+            a.extra(SocketAttribute.raw_socket).setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
+            )
+            framed = FramedStream(b, framer.clone(), receive_size=rng.choice([7, 512, 65536]))
+
+            async def write() -> None:
+                pos = 0
+                while pos < len(wire):
+                    size = rng.choice([1, 1, 2, 3, 5, 8, 13, 100, 1500])
+                    await a.send(wire[pos : pos + size])
+                    pos += size
+                    if rng.random() < 0.3:
+                        await anyio.lowlevel.checkpoint()
+                await a.send_eof()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write)
+                got: list[bytes] = []
+                async for message in framed:
+                    got.append(message)
+            assert got == messages
+            assert framed.stats.bytes_in == len(wire)
+
+
+@pytest.mark.parametrize("framer_name", sorted(FRAMERS))
+async def test_one_big_write_gives_exact_messages(framer_name: str) -> None:
+    framer = FRAMERS[framer_name].clone()
+    messages = _messages(random.Random(9), framer_name) * 20
+    wire = b"".join(framer.encode(m) for m in messages)
+    with anyio.fail_after(20):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, framer.clone())
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write_from_task, a, wire, True)
+                got: list[bytes] = []
+                while True:
+                    try:
+                        got.extend(await framed.receive_many())
+                    except anyio.EndOfStream:
+                        break
+            assert got == messages
+
+
+# -- connect ----------------------------------------------------------------
+
+
+async def test_connect_unix(tmp_path: Any) -> None:
+    path = tmp_path / "sock"
+    with anyio.fail_after(5):
+        async with await anyio.create_unix_listener(path) as listener:
+            client = await connect_unix(path, lp())
+            async with client, FramedStream(await listener.accept(), lp()) as server:
+                await client.send(b"over unix")
+                assert await server.receive() == b"over unix"
+
+
+async def test_connect_refused_raises_oserror() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with anyio.fail_after(5), pytest.raises(OSError, match="connection attempts failed"):
+        await connect("127.0.0.1", port, lp())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"receive_size": 0}, {"idle_timeout": 0}, {"message_timeout": -1.0}],
+)
+async def test_bad_options_raise_value_error(options: dict[str, Any]) -> None:
+    a, _ = memory_pair()
+    with pytest.raises(ValueError, match="must be"):
+        FramedStream(a, lp(), **options)
