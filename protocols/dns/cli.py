@@ -1,0 +1,183 @@
+"""``framing dns``: run the authoritative DNS server from the command line.
+
+::
+
+    $ framing dns                      # the embedded zone framing.test., port 5053
+    framing dns: serving framing.test. on 127.0.0.1 port 5053 (UDP and TCP)
+    try: dig @127.0.0.1 -p 5053 +tcp www.framing.test
+
+    $ framing dns --zone example.zone --port 0 --loop trio
+
+``register`` adds the subcommand to the ``framing`` parser; ``python -m
+protocols.dns.cli`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import anyio
+
+from protocols.dns.errors import ZoneError
+from protocols.dns.message import RecordType
+from protocols.dns.server import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DNSServerInfo,
+    run_dns_server,
+)
+from protocols.dns.zone import Zone, example_zone, parse_zone
+from protocols.runner import CommandError, add_loop_argument, run
+from protocols.spec import positive_int
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "main", "register", "serve_dns"]
+
+DEFAULT_HOST = "127.0.0.1"
+#: 53 needs privileges; 5053 is the usual unprivileged stand-in.
+DEFAULT_PORT = 5053
+
+
+def _port(text: str) -> int:
+    """An argparse ``type`` for a port number, 0 to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    """An argparse ``type`` for a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def load_zone(path: str | None) -> Zone:
+    """Read the zone file at ``path``, or return the embedded zone for ``None``.
+
+    Raises:
+        CommandError: the file cannot be read or is not a valid zone.
+    """
+    if path is None:
+        return example_zone()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return parse_zone(text)
+    except (OSError, UnicodeDecodeError, ZoneError) as exc:
+        raise CommandError(f"cannot load zone {path}: {exc}") from exc
+
+
+def _example_name(zone: Zone) -> str:
+    """A name of the zone worth asking dig about: an A record's owner, www first."""
+    owners = [r.name for r in zone.records if r.rtype == RecordType.A]
+    for name in owners:
+        if name.labels[:1] == (b"www",):
+            return name.to_text().rstrip(".")
+    return (owners[0] if owners else zone.origin).to_text().rstrip(".")
+
+
+async def serve_dns(
+    *,
+    zone: Zone,
+    host: str,
+    port: int,
+    idle_timeout: float | None,
+    max_connections: int,
+) -> None:
+    """Serve until cancelled, printing where and how to query once listening.
+
+    Raises:
+        CommandError: the address could not be bound.
+    """
+    async with anyio.create_task_group() as tg:
+        try:
+            info: DNSServerInfo = await tg.start(
+                partial(
+                    run_dns_server,
+                    zone,
+                    host=host,
+                    port=port,
+                    idle_timeout=idle_timeout,
+                    max_connections=max_connections,
+                )
+            )
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host} port {port}: {exc}") from exc
+        print(
+            f"framing dns: serving {zone.origin} on {info.host} port {info.port} (UDP and TCP)\n"
+            f"try: dig @{info.host} -p {info.port} +tcp {_example_name(zone)}",
+            flush=True,
+        )
+
+
+def _main(args: argparse.Namespace) -> int:
+    """Run ``framing dns`` with parsed arguments."""
+    try:
+        zone = load_zone(args.zone)
+    except CommandError as exc:
+        print(f"framing: error: {exc}", file=sys.stderr)
+        return exc.status
+    return run(
+        partial(
+            serve_dns,
+            zone=zone,
+            host=args.host,
+            port=args.port,
+            idle_timeout=args.idle_timeout,
+            max_connections=args.max_connections,
+        ),
+        loop=args.loop,
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``dns`` subcommand."""
+    parser = subparsers.add_parser(
+        "dns",
+        help="run the authoritative DNS server",
+        description="Serve a zone over UDP and TCP on one port, until interrupted.",
+    )
+    parser.add_argument("--host", default=DEFAULT_HOST, help="default: %(default)s")
+    parser.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help="default: %(default)s; 0 picks one"
+    )
+    parser.add_argument(
+        "--zone", metavar="FILE", help="a master file (RFC 1035 5); default: the embedded zone"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="S",
+        help="close a TCP connection quiet for S seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="serve at most N TCP connections at once (default: %(default)s)",
+    )
+    add_loop_argument(parser)
+    parser.set_defaults(func=_main)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dns`` as a program of its own: ``python -m protocols.dns.cli [options]``."""
+    parser = argparse.ArgumentParser(prog="framing")
+    subparsers = parser.add_subparsers()
+    register(subparsers)
+    args = parser.parse_args(["dns", *(sys.argv[1:] if argv is None else argv)])
+    status: int = args.func(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

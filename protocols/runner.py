@@ -1,0 +1,174 @@
+"""Run a command's async main on the event loop the user picked, and stop it cleanly.
+
+Every ``framing`` subcommand is an ``async def main()`` handed to :func:`run`,
+which owns what a long-running server needs from the process around it:
+
+- **the event loop**: ``--loop asyncio`` (the default), ``uvloop`` (asyncio with
+  uvloop's faster loop, when it is installed) or ``trio``; the code is the same
+  on all three because it is written on anyio;
+- **signals**: SIGINT (Ctrl-C) and SIGTERM (``kill``, a service manager) cancel
+  ``main``, which cleans up like any cancelled anyio task (its ``finally``
+  blocks and ``async with`` exits run: connections are closed, not dropped), and
+  the process exits with status 0, because being asked to stop is not a failure;
+- **one-line errors**: ``main`` raises :class:`CommandError` for a failure the
+  user can act on (a port already in use, a refused connection); :func:`run`
+  prints ``framing: error: <message>`` on stderr and returns a non-zero status,
+  instead of a traceback.
+
+Typical use, in a subcommand::
+
+    def register(subparsers):
+        parser = subparsers.add_parser("echo")
+        add_loop_argument(parser)
+        parser.set_defaults(func=lambda args: run(partial(serve_echo, args), loop=args.loop))
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+from anyio import CancelScope
+
+__all__ = [
+    "LOOPS",
+    "PROG",
+    "CommandError",
+    "add_loop_argument",
+    "error",
+    "os_error_reason",
+    "port_number",
+    "run",
+]
+
+#: The program name used in error messages.
+PROG = "framing"
+
+#: The event loops :func:`run` knows, for ``--loop``.
+LOOPS = ("asyncio", "uvloop", "trio")
+
+#: The exit status for a :class:`CommandError` (argparse uses 2 for usage errors).
+ERROR_STATUS = 1
+
+
+class CommandError(Exception):
+    """A failure to report to the user as one line on stderr, with a non-zero status.
+
+    Attributes:
+        status: the process exit status to return (1 unless given).
+    """
+
+    def __init__(self, message: str, *, status: int = ERROR_STATUS) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error(message: str) -> None:
+    """Print ``framing: error: <message>`` on stderr."""
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+
+
+def os_error_reason(exc: OSError) -> str:
+    """An OS error in a few lower-case words: ``"address already in use"``.
+
+    The operating system's own words for the error number when there is one
+    (event loops word the same failure differently), else the message.
+    """
+    if exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return str(exc).lower()
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type`` for a TCP or UDP port number, 0 to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
+    return int(text)
+
+
+def add_loop_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--loop asyncio|uvloop|trio`` (default ``asyncio``) to ``parser``."""
+    parser.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default="asyncio",
+        help="the event loop to run on (default: %(default)s; uvloop when installed)",
+    )
+
+
+def run(main: Callable[[], Awaitable[object]], *, loop: str = "asyncio") -> int:
+    """Run ``main`` on the chosen event loop until it returns or a signal stops it.
+
+    Args:
+        main: the command, an async function of no arguments. It may return an
+            ``int``, the exit status; anything else (``None``) means 0.
+        loop: ``"asyncio"``, ``"uvloop"`` or ``"trio"``.
+
+    Returns:
+        The process exit status: ``main``'s, 0 when SIGINT or SIGTERM stopped it,
+        or :attr:`CommandError.status` (with the message printed on stderr) when
+        ``main`` raised :class:`CommandError` or the loop is not available.
+    """
+    try:
+        backend, options = _backend(loop)
+        return anyio.run(_supervise, main, backend=backend, backend_options=options)
+    except CommandError as exc:
+        error(str(exc))
+        return exc.status
+    except KeyboardInterrupt:
+        # A Ctrl-C that landed before the signal receiver was open (while the
+        # loop was starting) or after it closed: still a requested stop.
+        return 0
+
+
+def _backend(loop: str) -> tuple[str, dict[str, object]]:
+    """Map a ``--loop`` name to anyio's backend name and options."""
+    if loop == "asyncio":
+        return "asyncio", {}
+    if loop == "trio":
+        if importlib.util.find_spec("trio") is None:
+            raise CommandError("--loop trio needs trio, which is not installed (pip install trio)")
+        return "trio", {}
+    if loop == "uvloop":
+        if importlib.util.find_spec("uvloop") is None:
+            raise CommandError(
+                "--loop uvloop needs uvloop, which is not installed (pip install uvloop)"
+            )
+        return "asyncio", {"use_uvloop": True}
+    raise CommandError(f"unknown event loop {loop!r}: choose one of {', '.join(LOOPS)}")
+
+
+async def _supervise(main: Callable[[], Awaitable[object]]) -> int:
+    """Run ``main`` beside a signal watcher; the first to finish stops the other."""
+    # The receiver is opened before main starts, so a signal that arrives once a
+    # server has printed its address is always caught here (a test relies on it).
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        status: object = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_cancel_on_signal, signals, tg.cancel_scope)
+                status = await main()
+                tg.cancel_scope.cancel()
+        except* CommandError as group:
+            # Raised inside a task group, so it arrives wrapped (perhaps twice).
+            raise _first(group) from None
+    return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+def _first(group: BaseExceptionGroup[CommandError]) -> CommandError:
+    """The first :class:`CommandError` in a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
+
+
+async def _cancel_on_signal(signals: AsyncIterator[int], scope: CancelScope) -> None:
+    """Cancel ``scope`` at the first SIGINT or SIGTERM; ``main`` then cleans up."""
+    async for signum in signals:
+        print(f"{PROG}: stopping on {signal.Signals(signum).name}", file=sys.stderr, flush=True)
+        scope.cancel()
+        return

@@ -1,0 +1,282 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from protocols.dns.answer import Authority
+from protocols.dns.message import (
+    CNAME,
+    SOA,
+    A,
+    Edns,
+    Header,
+    Message,
+    Question,
+    Rcode,
+    RecordType,
+    build_message,
+    parse_message,
+)
+from protocols.dns.names import Name
+from protocols.dns.zone import example_zone
+
+ZONE = example_zone()
+
+
+def ask(
+    authority: Authority,
+    name: str,
+    qtype: int,
+    *,
+    udp: bool = False,
+    edns: Edns | None = None,
+    query_id: int = 0x4242,
+    rd: bool = True,
+    qclass: int = 1,
+) -> Message:
+    query = Message(
+        Header(query_id, rd=rd), (Question(Name.from_text(name), qtype, qclass),), edns=edns
+    )
+    wire = authority.respond(build_message(query), udp=udp)
+    assert wire is not None
+    answer = parse_message(wire)
+    assert answer.header.id == query_id
+    assert answer.header.qr
+    assert answer.header.rd == rd
+    return answer
+
+
+@pytest.fixture
+def authority() -> Authority:
+    return Authority(ZONE)
+
+
+def _records(name: str, rtype: int) -> list[object]:
+    key = Name.from_text(name).key
+    return [r.rdata for r in ZONE.records if r.name.key == key and r.rtype == rtype]
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype"),
+    [
+        ("www.framing.test.", RecordType.A),
+        ("www.framing.test.", RecordType.AAAA),
+        ("framing.test.", RecordType.NS),
+        ("framing.test.", RecordType.SOA),
+        ("framing.test.", RecordType.MX),
+        ("framing.test.", RecordType.TXT),
+        ("web.framing.test.", RecordType.CNAME),
+        ("80.rev.framing.test.", RecordType.PTR),
+        ("_http._tcp.framing.test.", RecordType.SRV),
+        ("opaque.framing.test.", 65280),
+        ("big.framing.test.", RecordType.TXT),
+    ],
+)
+def test_answer_noerror_with_the_zone_records(authority: Authority, name: str, qtype: int) -> None:
+    answer = ask(authority, name, qtype)
+    assert answer.rcode == Rcode.NOERROR
+    assert answer.header.aa
+    assert [r.rdata for r in answer.answers] == _records(name, qtype)
+    assert all(r.rtype == qtype for r in answer.answers)
+    assert answer.authorities == ()
+
+
+def test_answer_echoes_question_case_and_matches_any_case(authority: Authority) -> None:
+    answer = ask(authority, "WwW.FRAMING.test.", RecordType.A)
+    assert answer.questions[0].name.labels == (b"WwW", b"FRAMING", b"test")
+    assert [r.rdata for r in answer.answers] == [A("192.0.2.80"), A("192.0.2.81")]
+    assert answer.answers[0].name.labels == (b"WwW", b"FRAMING", b"test")
+
+
+def test_answer_follows_a_cname_chain_inside_the_zone(authority: Authority) -> None:
+    answer = ask(authority, "alias.framing.test.", RecordType.A)
+    assert [(r.name.to_text(), r.rdata) for r in answer.answers] == [
+        ("alias.framing.test.", CNAME(Name.from_text("web.framing.test."))),
+        ("web.framing.test.", CNAME(Name.from_text("www.framing.test."))),
+        ("www.framing.test.", A("192.0.2.80")),
+        ("www.framing.test.", A("192.0.2.81")),
+    ]
+    assert answer.rcode == Rcode.NOERROR
+
+
+def test_answer_cname_leaving_the_zone_is_not_followed(authority: Authority) -> None:
+    answer = ask(authority, "outside.framing.test.", RecordType.A)
+    assert [r.rdata for r in answer.answers] == [CNAME(Name.from_text("www.example."))]
+    assert answer.rcode == Rcode.NOERROR
+    assert answer.authorities == ()
+
+
+def test_answer_cname_chain_ending_nowhere_is_nxdomain(authority: Authority) -> None:
+    answer = ask(authority, "dangling.framing.test.", RecordType.A)
+    assert answer.rcode == Rcode.NXDOMAIN
+    assert len(answer.answers) == 1
+    assert isinstance(answer.authorities[0].rdata, SOA)
+
+
+def test_answer_nxdomain_carries_the_soa(authority: Authority) -> None:
+    answer = ask(authority, "nothing.framing.test.", RecordType.A)
+    assert answer.rcode == Rcode.NXDOMAIN
+    assert answer.header.aa
+    assert answer.answers == ()
+    (soa,) = answer.authorities
+    assert isinstance(soa.rdata, SOA)
+    assert soa.ttl == min(ZONE.soa.ttl, soa.rdata.minimum)
+
+
+@pytest.mark.parametrize(
+    "name", ["www.framing.test.", "empty.framing.test."]
+)  # the second is an empty non-terminal
+def test_answer_nodata_carries_the_soa(authority: Authority, name: str) -> None:
+    answer = ask(authority, name, RecordType.MX)
+    assert answer.rcode == Rcode.NOERROR
+    assert answer.answers == ()
+    assert isinstance(answer.authorities[0].rdata, SOA)
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype", "qclass"),
+    [
+        ("www.example.", RecordType.A, 1),
+        ("test.", RecordType.A, 1),
+        ("www.framing.test.", RecordType.A, 3),
+        ("framing.test.", RecordType.AXFR, 1),
+    ],
+)
+def test_answer_refused(authority: Authority, name: str, qtype: int, qclass: int) -> None:
+    answer = ask(authority, name, qtype, qclass=qclass)
+    assert answer.rcode == Rcode.REFUSED
+    assert not answer.header.aa
+    assert answer.answers == ()
+
+
+def test_answer_adds_addresses_of_mx_targets(authority: Authority) -> None:
+    answer = ask(authority, "framing.test.", RecordType.MX)
+    assert {(r.name.to_text(), r.rdata) for r in answer.additionals} == {
+        ("mail.framing.test.", A("192.0.2.25")),
+        ("mail2.framing.test.", A("192.0.2.26")),
+    }
+
+
+def test_answer_any_returns_every_record_of_the_name(authority: Authority) -> None:
+    answer = ask(authority, "www.framing.test.", RecordType.ANY)
+    assert len(answer.answers) == 3
+
+
+def test_formerr_for_no_question_and_for_two(authority: Authority) -> None:
+    question = Question(Name.from_text("www.framing.test."), 1)
+    for questions in [(), (question, question)]:
+        wire = authority.respond(build_message(Message(Header(9), questions)), udp=True)
+        assert wire is not None
+        answer = parse_message(wire)
+        assert (answer.header.id, answer.rcode, answer.questions) == (9, Rcode.FORMERR, ())
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"\x12\x34",  # only an id
+        b"\x12\x34\x01\x00\x00\x01",  # a short header
+        b"\x12\x34\x01\x00\xff\xff" + b"\x00" * 6,  # qdcount 65535
+        b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6 + b"\xc0\x0c\x00\x01\x00\x01",  # pointer loop
+        b"\x12\x34\x01\x00\x00\x01" + b"\x00" * 6 + b"\x4aabc\x00\x00\x01\x00\x01",  # label 74
+    ],
+)
+def test_formerr_for_unparseable_queries_with_an_id(authority: Authority, wire: bytes) -> None:
+    answer = authority.respond(wire, udp=True)
+    assert answer is not None
+    assert answer[:2] == b"\x12\x34"
+    assert parse_message(answer).rcode == Rcode.FORMERR
+
+
+@pytest.mark.parametrize("wire", [b"", b"\x12"])
+def test_no_answer_without_an_id(authority: Authority, wire: bytes) -> None:
+    assert authority.respond(wire, udp=True) is None
+
+
+def test_no_answer_to_a_response(authority: Authority) -> None:
+    question = Question(Name.from_text("www.framing.test."), 1)
+    response = build_message(Message(Header(5, qr=True), (question,)))
+    assert authority.respond(response, udp=True) is None
+    assert authority.respond(response, udp=False) is None
+
+
+@pytest.mark.parametrize("opcode", [1, 2, 4, 5, 15])
+def test_notimp_for_other_opcodes(authority: Authority, opcode: int) -> None:
+    question = Question(Name.from_text("www.framing.test."), 1)
+    wire = authority.respond(
+        build_message(Message(Header(5, opcode=opcode), (question,))), udp=True
+    )
+    assert wire is not None
+    answer = parse_message(wire)
+    assert (answer.rcode, answer.header.opcode) == (Rcode.NOTIMP, opcode)
+
+
+def test_badvers_for_edns_version_1(authority: Authority) -> None:
+    answer = ask(authority, "www.framing.test.", 1, edns=Edns(version=1))
+    assert answer.rcode == Rcode.BADVERS
+    assert answer.answers == ()
+
+
+def test_udp_truncates_to_512_without_edns(authority: Authority) -> None:
+    answer = ask(authority, "medium.framing.test.", RecordType.TXT, udp=True)
+    assert answer.header.tc
+    assert answer.answers == ()
+    assert answer.questions[0].name == Name.from_text("medium.framing.test.")
+    whole = ask(authority, "medium.framing.test.", RecordType.TXT, udp=False)
+    assert not whole.header.tc
+    assert len(build_message(whole)) > 512
+
+
+def test_udp_honours_the_client_edns_size(authority: Authority) -> None:
+    fits = ask(authority, "medium.framing.test.", RecordType.TXT, udp=True, edns=Edns(1232))
+    assert not fits.header.tc
+    assert fits.edns is not None
+    assert fits.edns.payload_size == 1232
+    tiny = ask(authority, "medium.framing.test.", RecordType.TXT, udp=True, edns=Edns(100))
+    assert tiny.header.tc  # under 512 counts as 512 (RFC 6891 6.2.5)
+    big = ask(authority, "big.framing.test.", RecordType.TXT, udp=True, edns=Edns(65000))
+    assert big.header.tc  # over the server's own 1232-byte cap
+    assert not ask(authority, "big.framing.test.", RecordType.TXT, edns=Edns(512)).header.tc
+
+
+def test_cache_answers_a_repeat_by_patching_the_id(authority: Authority) -> None:
+    query = build_message(
+        Message(Header(1, rd=True), (Question(Name.from_text("www.framing.test."), 1),))
+    )
+    first = authority.respond(query, udp=True)
+    assert authority.cached == 1
+    again = authority.respond(b"\xbe\xef" + query[2:], udp=True)
+    assert first is not None
+    assert again == b"\xbe\xef" + first[2:]
+    # The other transport, the other case, another flag: each its own entry.
+    authority.respond(query, udp=False)
+    authority.respond(query.replace(b"www", b"WWW"), udp=True)
+    assert authority.cached == 3
+
+
+def test_cache_is_bounded() -> None:
+    authority = Authority(ZONE, cache_size=4)
+    for i in range(10):
+        query = Message(Header(i), (Question(Name.from_text(f"n{i}.framing.test."), 1),))
+        authority.respond(build_message(query), udp=True)
+    assert authority.cached == 4
+
+
+def test_cache_does_not_keep_errors(authority: Authority) -> None:
+    authority.respond(b"\x00\x01\x00\x00\x00\x00", udp=True)
+    authority.respond(build_message(Message(Header(3))), udp=True)
+    assert authority.cached == 0
+
+
+def test_answer_rejects_a_query_without_one_question(authority: Authority) -> None:
+    with pytest.raises(ValueError, match="one question"):
+        authority.answer(Message(Header(1)))
+    assert (
+        authority.answer(
+            replace(Message(Header(1)), questions=(Question(Name.from_text("framing.test."), 6),))
+        )
+        .answers[0]
+        .rdata
+        == ZONE.soa.rdata
+    )

@@ -1,0 +1,317 @@
+from __future__ import annotations
+
+from typing import Any
+
+import construct as cs
+import dns.message
+import dns.rrset
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocols.dns.answer import Authority
+from protocols.dns.errors import DNSFormatError
+from protocols.dns.message import (
+    AAAA,
+    DECLARATIONS,
+    MX,
+    SRV,
+    TXT,
+    A,
+    Edns,
+    EdnsOption,
+    Header,
+    Message,
+    Question,
+    RecordType,
+    ResourceRecord,
+    Unknown,
+    build_message,
+    decode_rdata,
+    parse_message,
+)
+from protocols.dns.names import Name
+from protocols.dns.zone import example_zone
+
+
+def check_struct(struct: cs.Construct, data: bytes, value: dict[str, Any]) -> None:
+    """As construct's declarativeunittest: parse, build, and the compiled form agree."""
+    compiled = struct.compile()
+    for form in (struct, compiled):
+        parsed = form.parse(data)
+        assert _plain(parsed) == value
+        assert form.build(value) == data
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+STRUCT_CASES: dict[str, tuple[bytes, dict[str, Any]]] = {
+    "HEADER": (
+        b"\x12\x34\x85\x83\x00\x01\x00\x02\x00\x03\x00\x04",
+        {
+            "id": 0x1234,
+            "flags": {
+                "qr": True,
+                "opcode": 0,
+                "aa": True,
+                "tc": False,
+                "rd": True,
+                "ra": True,
+                "z": False,
+                "ad": False,
+                "cd": False,
+                "rcode": 3,
+            },
+            "qdcount": 1,
+            "ancount": 2,
+            "nscount": 3,
+            "arcount": 4,
+        },
+    ),
+    "QUESTION_TAIL": (b"\x00\x1c\x00\x01", {"qtype": 28, "qclass": 1}),
+    "RR_FIXED": (
+        b"\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04",
+        {"rtype": 1, "rclass": 1, "ttl": 3600, "rdlength": 4},
+    ),
+    "OPT_FIXED": (
+        b"\x00\x29\x04\xd0\x01\x00\x80\x00\x00\x00",
+        {
+            "rtype": 41,
+            "payload_size": 1232,
+            "extended_rcode": 1,
+            "version": 0,
+            "flags": {"dnssec_ok": True, "z": 0},
+            "rdlength": 0,
+        },
+    ),
+    "IPV4": (b"\xc0\x00\x02\x01", {"address": b"\xc0\x00\x02\x01"}),
+    "IPV6": (bytes(range(16)), {"address": bytes(range(16))}),
+    "PREFERENCE": (b"\x00\x0a", {"preference": 10}),
+    "SRV_FIELDS": (b"\x00\x01\x00\x02\x00\x50", {"priority": 1, "weight": 2, "port": 80}),
+    "SOA_TIMES": (
+        bytes.fromhex("0000000100000002000000030000000400000005"),
+        {"serial": 1, "refresh": 2, "retry": 3, "expire": 4, "minimum": 5},
+    ),
+    "TXT_STRINGS": (b"\x02hi\x00\x01!", {"strings": [b"hi", b"", b"!"]}),
+    "EDNS_OPTIONS": (
+        b"\x00\x0a\x00\x02ab\x00\x0c\x00\x00",
+        {"options": [{"code": 10, "data": b"ab"}, {"code": 12, "data": b""}]},
+    ),
+}
+
+
+def test_every_declaration_has_a_case() -> None:
+    assert set(STRUCT_CASES) == set(DECLARATIONS)
+
+
+@pytest.mark.parametrize("name", sorted(STRUCT_CASES))
+def test_declaration_parses_builds_and_compiles(name: str) -> None:
+    data, value = STRUCT_CASES[name]
+    check_struct(DECLARATIONS[name], data, value)
+
+
+def _response_with_every_type() -> dns.message.Message:
+    query = dns.message.make_query("WWW.framing.test.", "ANY", use_edns=0, payload=1232)
+    response = dns.message.make_response(query)
+    for rtype, text in [
+        ("A", "192.0.2.1"),
+        ("AAAA", "2001:db8::1"),
+        ("NS", "ns1.framing.test."),
+        ("MX", "10 mail.framing.test."),
+        ("TXT", '"a b" "" "c"'),
+        ("PTR", "www.framing.test."),
+        ("SRV", "1 2 3 www.framing.test."),
+        ("SOA", "ns1.framing.test. hostmaster.framing.test. 1 2 3 4 5"),
+        ("TYPE65280", r"\# 3 010203"),
+    ]:
+        response.answer.append(dns.rrset.from_text("WWW.framing.test.", 300, "IN", rtype, text))
+    response.authority.append(
+        dns.rrset.from_text("alias.framing.test.", 60, "IN", "CNAME", "www.framing.test.")
+    )
+    return response
+
+
+def test_parse_then_build_is_byte_identical_to_dnspython() -> None:
+    response = _response_with_every_type()
+    wire = response.to_wire()
+    message = parse_message(wire)
+    assert build_message(message) == wire
+    assert [r.rtype for r in message.answers] == [1, 28, 2, 15, 16, 12, 33, 6, 65280]
+    assert message.answers[1].rdata == AAAA("2001:db8::1")
+    assert message.answers[3].rdata == MX(10, Name.from_text("mail.framing.test."))
+    assert message.answers[4].rdata == TXT((b"a b", b"", b"c"))
+    assert message.answers[6].rdata == SRV(1, 2, 3, Name.from_text("www.framing.test."))
+    assert message.answers[8].rdata == Unknown(65280, b"\x01\x02\x03")
+    assert message.edns == Edns(payload_size=response.payload)
+
+
+def test_build_is_read_by_dnspython() -> None:
+    message = Message(
+        Header(7, qr=True, aa=True, rd=True, rcode=3),
+        (Question(Name.from_text("x.framing.test."), RecordType.A),),
+        (ResourceRecord(Name.from_text("x.framing.test."), A("192.0.2.9"), 60),),
+        edns=Edns(payload_size=4096, dnssec_ok=True, options=(EdnsOption(10, b"12345678"),)),
+    )
+    theirs = dns.message.from_wire(build_message(message))
+    assert theirs.id == 7
+    assert theirs.rcode() == 3
+    assert theirs.payload == 4096
+    assert theirs.ednsflags & dns.flags.DO
+    assert theirs.options[0].otype == 10
+    assert str(theirs.answer[0][0]) == "192.0.2.9"
+
+
+def test_parse_error_carries_the_query_id() -> None:
+    with pytest.raises(DNSFormatError) as info:
+        parse_message(b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www")
+    assert info.value.query_id == 0xABCD
+    with pytest.raises(DNSFormatError) as short:
+        parse_message(b"\xab")
+    assert short.value.query_id is None
+
+
+@pytest.mark.parametrize(
+    ("wire", "match"),
+    [
+        (b"\x00\x01\x00\x00\x00\x00", "shorter than a header"),
+        (b"\x00\x01\x00\x00\xff\xff" + b"\x00" * 6, "past the end"),  # qdcount 65535
+        (b"\x00\x01\x00\x00\x00\x01" + b"\x00" * 6 + b"\xc0\x0c\x00\x01\x00\x01", "backwards"),
+        (b"\x00\x01\x00\x00\x00\x01" + b"\x00" * 6 + b"\x41a\x00\x00\x01\x00\x01", "reserved"),
+        (b"\x00\x01\x00\x00\x00\x00" + b"\x00" * 6 + b"junk", "after the last record"),
+        # An A record with 3 bytes of data.
+        (
+            b"\x00\x01\x80\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x01\x00\x01"
+            b"\x00\x00\x00\x00\x00\x03abc",
+            "A record of 3 bytes",
+        ),
+        # A TXT record whose string claims more bytes than the record holds.
+        (
+            b"\x00\x01\x80\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x10\x00\x01"
+            b"\x00\x00\x00\x00\x00\x03\x05ab",
+            "TXT string",
+        ),
+        # Two OPT records.
+        (
+            b"\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02"
+            + b"\x00\x00\x29\x02\x00"
+            + b"\x00" * 6
+            + b"\x00\x00\x29\x02\x00"
+            + b"\x00" * 6,
+            "OPT",
+        ),
+    ],
+)
+def test_parse_rejects_malformed_messages(wire: bytes, match: str) -> None:
+    with pytest.raises(DNSFormatError, match=match):
+        parse_message(wire)
+
+
+def test_decode_rdata_standalone() -> None:
+    assert decode_rdata(1, b"\xc0\x00\x02\x01") == A("192.0.2.1")
+    assert decode_rdata(99, b"xyz") == Unknown(99, b"xyz")
+    with pytest.raises(DNSFormatError):
+        decode_rdata(5, b"\xc0\x00")
+
+
+def test_build_rejects_values_out_of_range() -> None:
+    too_long = Message(Header(0), answers=(ResourceRecord(Name(()), TXT((b"x" * 256,)), 1),))
+    with pytest.raises(ValueError, match="255"):
+        build_message(too_long)
+    with pytest.raises(ValueError, match="encode"):
+        build_message(Message(Header(70000)))
+    with pytest.raises(ValueError, match="own class"):
+        Unknown(1, b"")
+
+
+# --- properties --------------------------------------------------------------
+
+ZONE = example_zone()
+AUTHORITY = Authority(ZONE, cache_size=0)
+_OWNERS = [
+    *sorted({r.name.to_text() for r in ZONE.records}),
+    "nothing.framing.test.",
+    "empty.framing.test.",
+    "a.b.c.framing.test.",
+    "elsewhere.example.",
+    ".",
+]
+_QTYPES = [1, 2, 5, 6, 12, 15, 16, 28, 33, 65280, 255, 99, 252]
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> Message:
+    """Every kind of query the server answers: names in and out of the zone, any case."""
+    text = draw(st.sampled_from(_OWNERS))
+    flips = draw(st.lists(st.booleans(), min_size=len(text), max_size=len(text)))
+    text = "".join(c.upper() if f else c for c, f in zip(text, flips, strict=True))
+    edns = draw(
+        st.none()
+        | st.builds(
+            Edns,
+            payload_size=st.integers(0, 65535),
+            version=st.sampled_from([0, 0, 1]),
+            dnssec_ok=st.booleans(),
+        )
+    )
+    header = Header(draw(st.integers(0, 0xFFFF)), rd=draw(st.booleans()), cd=draw(st.booleans()))
+    qclass = draw(st.sampled_from([1, 1, 255, 3]))
+    return Message(
+        header, (Question(Name.from_text(text), draw(st.sampled_from(_QTYPES)), qclass),), edns=edns
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(queries(), st.booleans())
+def test_every_answer_round_trips(query: Message, udp: bool) -> None:
+    answer = AUTHORITY.answer(query)
+    assert parse_message(build_message(answer)) == answer
+    wire = AUTHORITY.respond(build_message(query), udp=udp)
+    assert wire is not None
+    assert build_message(parse_message(wire)) == wire
+
+
+_SEEDS = [
+    build_message(q)
+    for q in [
+        Message(Header(1), (Question(Name.from_text("www.framing.test."), 1),), edns=Edns()),
+        AUTHORITY.answer(
+            Message(Header(2), (Question(Name.from_text("_http._tcp.framing.test."), 33),))
+        ),
+        AUTHORITY.answer(Message(Header(3), (Question(Name.from_text("x.framing.test."), 1),))),
+    ]
+]
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(_SEEDS)))
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["flip", "cut", "insert"]))
+        position = draw(st.integers(0, len(data)))
+        if kind == "flip" and position < len(data):
+            data[position] = draw(st.integers(0, 255))
+        elif kind == "cut":
+            del data[position:]
+        else:
+            data[position:position] = draw(st.binary(min_size=1, max_size=4))
+    return bytes(data)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=80) | mutated())
+def test_parse_random_bytes_raises_only_format_errors(wire: bytes) -> None:
+    try:
+        message = parse_message(wire)
+    except DNSFormatError as exc:
+        error = exc
+    else:
+        # Whatever parses builds again, and what that builds parses to the same message.
+        assert parse_message(build_message(message)) == message
+        return
+    assert error.query_id == (int.from_bytes(wire[:2], "big") if len(wire) >= 2 else None)

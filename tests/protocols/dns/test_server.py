@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import anyio
+import dns.asyncbackend
+import dns.asyncquery
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from protocols.dns.client import DNSClient, make_query, open_dns_client
+from protocols.dns.message import Rcode, RecordType, build_message, encode_rdata, parse_message
+from protocols.dns.server import DNSServerInfo, run_dns_server
+from protocols.dns.zone import example_zone
+
+ZONE = example_zone()
+TIMEOUT = 10
+
+
+@asynccontextmanager
+async def running(**options: Any) -> AsyncIterator[DNSServerInfo]:
+    async with anyio.create_task_group() as tg:
+        info: DNSServerInfo = await tg.start(partial(run_dns_server, port=0, **options))
+        try:
+            yield info
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def _zone_rrsets() -> dict[tuple[str, int], list[bytes]]:
+    """Every (owner, type) of the zone with its records' data, via dnspython's text form."""
+    out: dict[tuple[str, int], list[bytes]] = {}
+    for record in ZONE.records:
+        data = bytearray()
+        encode_rdata(record.rdata, data, None)
+        out.setdefault((record.name.to_text(), record.rtype), []).append(bytes(data))
+    return out
+
+
+RRSETS = _zone_rrsets()
+SMALL = sorted(k for k in RRSETS if not k[0].startswith(("big.", "medium.")))
+
+
+def _check_answer(response: dns.message.Message, name: str, rtype: int) -> None:
+    assert response.rcode() == dns.rcode.NOERROR
+    assert response.flags & dns.flags.AA
+    (rrset,) = [r for r in response.answer if r.rdtype == rtype]
+    assert rrset.name.to_text() == name
+    got = sorted(rdata.to_digestable() for rdata in rrset)
+    assert got == sorted(RRSETS[(name, rtype)])
+    assert {rrset.ttl} == {
+        r.ttl for r in ZONE.records if r.name.to_text() == name and r.rtype == rtype
+    }
+
+
+@pytest.mark.anyio
+async def test_dnspython_reads_every_record_over_udp_and_tcp(anyio_backend: str) -> None:
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            for name, rtype in SMALL:
+                query = dns.message.make_query(name, dns.rdatatype.RdataType.make(rtype))
+                udp = await dns.asyncquery.udp(
+                    query, info.host, port=info.port, timeout=5, backend=backend
+                )
+                _check_answer(udp, name, rtype)
+                tcp = await dns.asyncquery.tcp(
+                    query, info.host, port=info.port, timeout=5, backend=backend
+                )
+                _check_answer(tcp, name, rtype)
+
+
+@pytest.mark.anyio
+async def test_large_txt_truncated_over_udp_whole_over_tcp(anyio_backend: str) -> None:
+    # dnspython remembers the first backend it detects: name it every time.
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            query = dns.message.make_query("big.framing.test.", "TXT", use_edns=0, payload=1232)
+            udp = await dns.asyncquery.udp(
+                query, info.host, port=info.port, timeout=5, backend=backend
+            )
+            assert udp.flags & dns.flags.TC
+            assert udp.answer == []
+            assert udp.question[0].name.to_text() == "big.framing.test."
+            tcp = await dns.asyncquery.tcp(
+                query, info.host, port=info.port, timeout=5, backend=backend
+            )
+            assert not tcp.flags & dns.flags.TC
+            _check_answer(tcp, "big.framing.test.", RecordType.TXT)
+
+
+@pytest.mark.anyio
+async def test_pipelined_burst_of_100_queries_all_answered_by_id() -> None:
+    names = [name for name, rtype in SMALL if rtype == RecordType.A]
+    queries = [make_query(names[i % len(names)], RecordType.A) for i in range(100)]
+    async with running() as info, open_dns_client(info.host, info.port) as client:
+        with anyio.fail_after(TIMEOUT):
+            answers = await client.exchange(queries)
+    assert len(answers) == 100
+    assert len({a.header.id for a in answers}) == 100
+    for query, answer in zip(queries, answers, strict=True):
+        assert answer.questions == query.questions
+        assert answer.rcode == Rcode.NOERROR
+        assert answer.answers
+
+
+@pytest.mark.anyio
+async def test_one_connection_is_reused_for_many_bursts() -> None:
+    async with running() as info, open_dns_client(info.host, info.port) as client:
+        with anyio.fail_after(TIMEOUT):
+            for _ in range(5):
+                answer = await client.query("www.framing.test.", RecordType.AAAA)
+                assert answer.answers[0].rdata.address == "2001:db8::80"  # type: ignore[union-attr]
+
+
+async def _raw_tcp(info: DNSServerInfo, frames: bytes) -> list[bytes]:
+    """Send raw bytes on a new connection; return the frames read until the server closes."""
+    out: list[bytes] = []
+    async with await anyio.connect_tcp(info.host, info.port) as stream:
+        await stream.send(frames)
+        data = b""
+        try:
+            while True:
+                data += await stream.receive()
+                while len(data) >= 2 and len(data) >= 2 + int.from_bytes(data[:2], "big"):
+                    size = int.from_bytes(data[:2], "big")
+                    out.append(data[2 : 2 + size])
+                    data = data[2 + size :]
+                if len(out) >= frames.count(b"\xab\xcd"):
+                    return out
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
+            return out
+
+
+def _frame(message: bytes) -> bytes:
+    return len(message).to_bytes(2, "big") + message
+
+
+MALFORMED = {
+    "short header": b"\xab\xcd\x01\x00\x00\x01",
+    "compression loop": b"\xab\xcd\x01\x00\x00\x01" + b"\x00" * 6 + b"\xc0\x0c\x00\x01\x00\x01",
+    "bad label length": b"\xab\xcd\x01\x00\x00\x01" + b"\x00" * 6 + b"\x50abc\x00\x00\x01\x00\x01",
+    "qdcount 0": b"\xab\xcd\x01\x00" + b"\x00" * 8,
+    "qdcount 65535": b"\xab\xcd\x01\x00\xff\xff" + b"\x00" * 6,
+}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+async def test_malformed_query_gets_formerr_and_server_keeps_serving(case: str) -> None:
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            # Over TCP: FORMERR, then a good query on the same connection is answered.
+            good = make_query("www.framing.test.", RecordType.A, query_id=0xABCD)
+            answers = await _raw_tcp(info, _frame(MALFORMED[case]) + _frame(build_message(good)))
+            assert [parse_message(a).rcode for a in answers] == [Rcode.FORMERR, Rcode.NOERROR]
+            # Over UDP: FORMERR too.
+            async with await anyio.create_connected_udp_socket(info.host, info.port) as udp:
+                await udp.send(MALFORMED[case])
+                answer = parse_message(await udp.receive())
+                assert (answer.header.id, answer.rcode) == (0xABCD, Rcode.FORMERR)
+            async with open_dns_client(info.host, info.port) as client:
+                assert (await client.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "frames",
+    [b"\x00\x00", b"\x00\x01\xab", b"\xff\xff" + b"\x00" * 100],
+    ids=["zero-length frame", "one-byte frame", "oversized frame"],
+)
+async def test_bad_frame_closes_only_that_connection(frames: bytes) -> None:
+    async with running() as info, open_dns_client(info.host, info.port) as bystander:
+        with anyio.fail_after(TIMEOUT):
+            assert await _raw_tcp(info, frames) == []  # closed without an answer
+            assert (await bystander.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+
+
+@pytest.mark.anyio
+async def test_idle_connection_is_closed() -> None:
+    async with running(idle_timeout=0.2) as info:
+        with anyio.fail_after(TIMEOUT):
+            async with await anyio.connect_tcp(info.host, info.port) as stream:
+                started = time.monotonic()
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await stream.receive()
+                assert time.monotonic() - started < TIMEOUT
+
+
+@pytest.mark.anyio
+async def test_connections_over_the_limit_are_refused() -> None:
+    async with (
+        running(max_connections=1) as info,
+        open_dns_client(info.host, info.port) as first,
+    ):
+        with anyio.fail_after(TIMEOUT):
+            assert (await first.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+            async with await anyio.connect_tcp(info.host, info.port) as second:
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await second.receive()
+            assert info.tcp.stats.connections_refused == 1
+            assert (await first.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+
+
+@pytest.mark.anyio
+async def test_no_answer_to_a_response_over_udp() -> None:
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            async with await anyio.create_connected_udp_socket(info.host, info.port) as udp:
+                await udp.send(b"\x00\x07\x80\x00" + b"\x00" * 8)  # QR set: ignored
+                await udp.send(b"\x00\x08\x00\x00" + b"\x00" * 8)  # qdcount 0: FORMERR
+                answer = parse_message(await udp.receive())
+                assert answer.header.id == 8
+
+
+@pytest.mark.anyio
+async def test_client_queries_per_second() -> None:
+    """Not a timing assertion: the figure is printed for the report (pytest -s)."""
+    names = [name for name, rtype in SMALL if rtype == RecordType.A]
+    burst = [
+        build_message(make_query(names[i % len(names)], RecordType.A, query_id=i))
+        for i in range(500)
+    ]
+    async with running() as info, open_dns_client(info.host, info.port) as client:
+        with anyio.fail_after(60):
+            started = time.perf_counter()
+            total = 0
+            for _ in range(20):
+                answers = await client.exchange_raw(burst)
+                total += len(answers)
+            elapsed = time.perf_counter() - started
+    assert [a[:2] for a in answers] == [q[:2] for q in burst]
+    assert total == 10_000
+    print(f"\n{total / elapsed:,.0f} queries/s over one pipelined TCP connection")
+
+
+def test_client_refuses_duplicate_ids() -> None:
+    client = DNSClient.__new__(DNSClient)
+    with pytest.raises(ValueError, match="two queries"):
+        anyio.run(client.exchange_raw, [b"\x00\x01abc", b"\x00\x01def"])
