@@ -33,5 +33,10 @@ test: lint typecheck pytest
 serve: $(STAMP)
 	$(BIN)/framing dns
 
+# make bench: benchmarks against the peers in their own .venv-bench;
+# BENCH=decode,scaling,echo,dns runs a subset (see benchmarks/README.md).
+bench:
+	PYTHON=$(PYTHON) bash benchmarks/run.sh
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
+	rm -rf $(VENV) .venv-bench benchmarks/.build .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
