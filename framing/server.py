@@ -38,13 +38,14 @@ message whose first bytes were read at the very moment of shutdown may end in
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import math
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, final
+from typing import Any, Literal, TypeVar, cast, final, overload
 
 import anyio
 from anyio import (
@@ -557,44 +558,174 @@ async def serve_unix(
     await serve(handler, framer, listeners=[listener], **options)
 
 
+# What serve_pipelined accepts: a coroutine function, or a plain one.
+_Respond = Callable[[T], Awaitable[T | None]] | Callable[[T], T | None]
+
+
+@overload
 async def serve_pipelined(
     stream: FramedStream[T],
     respond: Callable[[T], Awaitable[T | None]],
     *,
+    max_in_flight: int = ...,
+    inline: Literal[False] | None = ...,
+) -> None: ...
+
+
+@overload
+async def serve_pipelined(
+    stream: FramedStream[T],
+    respond: Callable[[T], T | None],
+    *,
+    max_in_flight: int = ...,
+    inline: Literal[True] | None = ...,
+) -> None: ...
+
+
+async def serve_pipelined(
+    stream: FramedStream[T],
+    respond: _Respond[T],
+    *,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    inline: bool | None = None,
 ) -> None:
-    """Answer pipelined requests concurrently, each response as soon as it is ready.
+    """Answer pipelined requests on one connection until the peer is done.
 
-    Reads requests as they come (:meth:`~framing.stream.FramedStream.receive_many`)
-    and runs ``respond(request)`` for each in its own task, at most
-    ``max_in_flight`` at once (reading waits while that many are running).
-    Responses are written in the order they complete, not the order asked
-    (RFC 7766 6.2.1.1), by one writer that sends together, in one write,
-    every response ready at that moment. ``respond`` returning ``None`` means no
-    reply.
+    Two ways to answer, chosen once, from ``respond``:
 
-    Ends:
+    - **Concurrently**, when ``respond`` is a coroutine function (``async
+      def``): for answers that wait (a database, an upstream server). Requests
+      are read as they come (:meth:`~framing.stream.FramedStream.receive_many`)
+      and each runs ``await respond(request)`` in its own task, at most
+      ``max_in_flight`` at once (reading waits while that many are running).
+      Responses are written in the order they complete, not the order asked
+      (RFC 7766 6.2.1.1), by one writer that sends together, in one write,
+      every response ready at that moment.
+    - **Inline**, when ``respond`` is a plain function: for answers that never
+      wait (a cache, an authoritative zone), where a task per request would
+      cost more than the answer. Every request one read brought is answered in
+      arrival order, and the answers are written together in one
+      :meth:`~framing.stream.FramedStream.send_many` before the next read: no
+      task, one system call per batch each way. ``max_in_flight`` does not
+      apply; what is held at once is one read's requests (at most the stream's
+      ``receive_size`` bytes of them) and their answers.
 
-    - At the peer's clean end of stream: returns once every request in flight
-      has been answered and written (the peer may have half-closed).
+    The choice is :func:`inspect.iscoroutinefunction` (which sees through
+    bound methods and :func:`functools.partial`), also applied to a callable
+    object's ``__call__``. A plain callable that returns an awaitable (a
+    ``lambda`` around a coroutine function) is not recognised: pass
+    ``inline=False`` for it (``inline=True`` forces the inline way). Left
+    unrecognised, its first answer raises :class:`TypeError` rather than being
+    written.
+
+    ``respond`` returning ``None`` means no reply. Ends, either way:
+
+    - At the peer's clean end of stream: returns once every request read has
+      been answered and written (the peer may have half-closed).
     - When the peer has gone (a reset; a failed write): in-flight requests are
       cancelled and pending responses dropped (RFC 7766 6.2.4), counted in
       ``stream.stats.messages_dropped``; returns normally.
     - On an error from receiving (a :class:`~framing.FramingError`, a
-      :class:`~framing.stream.MessageTimeout`): answers what is in flight, then
-      raises it. An :class:`~framing.stream.IdleTimeout` while requests are in
-      flight is not idleness: reading goes on; with none, it is raised.
-    - An exception from ``respond`` cancels the rest and propagates.
+      :class:`~framing.stream.MessageTimeout`): answers and writes what was read
+      before it, then raises it. An :class:`~framing.stream.IdleTimeout` while
+      requests are in flight is not idleness: reading goes on; with none (always,
+      inline), it is raised.
+    - An exception from ``respond`` propagates; responses not yet written are
+      abandoned (concurrently, the other requests in flight are cancelled).
+      Inline, ``respond`` may raise a :class:`~framing.FramingError` (say
+      :class:`~framing.MalformedFrame`) for a request that breaks the protocol
+      in a way the framer cannot see: it is treated as one from receiving
+      (counted in ``stream.stats.errors``; the answers to the requests before
+      it are written, then it is raised, and :func:`serve` logs one line).
 
     Args:
         stream: the connection; not closed here.
         respond: turns a request into its response, or ``None``.
-        max_in_flight: requests handled at once on this connection.
+        max_in_flight: requests handled at once on this connection
+            (concurrent way only).
+        inline: ``None`` to choose from ``respond`` as above; ``True`` or
+            ``False`` to say which.
+
+    Raises:
+        ValueError: ``max_in_flight`` is less than 1.
+        TypeError: ``respond``, answering inline, returned an awaitable.
     """
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
-    pipe = _Pipeline(stream, respond, max_in_flight)
-    await pipe.run()
+    if inline is None:
+        inline = not _is_coroutine_function(respond)
+    if inline:
+        await _answer_inline(stream, cast("Callable[[T], T | None]", respond))
+    else:
+        pipe = _Pipeline(stream, cast("Callable[[T], Awaitable[T | None]]", respond), max_in_flight)
+        await pipe.run()
+
+
+def _is_coroutine_function(function: Callable[..., object]) -> bool:
+    """Whether calling ``function`` makes a coroutine: functions, methods, partials, objects."""
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        type(function).__call__
+    )
+
+
+def _refuse_awaitables(respond: Callable[..., object], answers: list[Any]) -> None:
+    """Raise if ``respond``, called inline, turned out to return awaitables.
+
+    Checked on a connection's first batch only: a function that returns a
+    coroutine does so every time, and checking once costs nothing per request.
+    """
+    if answers and inspect.isawaitable(answers[0]):
+        for answer in answers:
+            if inspect.iscoroutine(answer):
+                answer.close()  # never to be awaited: say so now, not in a warning
+        raise TypeError(
+            f"{respond!r} returned an awaitable, but is not a coroutine function: "
+            "pass inline=False to serve_pipelined to have it awaited"
+        )
+
+
+async def _answer_inline(stream: FramedStream[T], respond: Callable[[T], T | None]) -> None:
+    """The inline way of :func:`serve_pipelined`: one read, answers in order, one write."""
+    receive_many = stream.receive_many
+    first = True
+    while True:
+        # Everything read before has been answered and written, so nothing is
+        # pending here: errors from receiving need no flush, only to be raised
+        # (IdleTimeout, FramingError, MessageTimeout) or to end the loop.
+        try:
+            requests = await receive_many()
+        except EndOfStream:
+            return
+        except (BrokenResourceError, ClosedResourceError):
+            return  # the peer has gone, with every answer already written
+        answers: list[T] = []
+        try:
+            for request in requests:
+                answer = respond(request)
+                if answer is not None:
+                    answers.append(answer)
+        except FramingError as exc:
+            # The request broke the protocol's framing, as bytes from the peer
+            # can: like an error from receiving, answer what came before, then raise.
+            stream.stats.count_error(exc)
+            if answers:
+                await _write(stream, answers)
+            raise
+        if first:
+            first = False
+            _refuse_awaitables(respond, answers)
+        if answers and not await _write(stream, answers):
+            return
+
+
+async def _write(stream: FramedStream[T], answers: list[T]) -> bool:
+    """Write answers in one write; if the peer has gone, count them dropped and return False."""
+    try:
+        await stream.send_many(answers)
+    except (BrokenResourceError, ClosedResourceError):
+        stream.stats.messages_dropped += len(answers)
+        return False
+    return True
 
 
 class _Pipeline:

@@ -290,6 +290,10 @@ class FramedStream(ObjectStream[T], Generic[T]):
     _drain_socket: socket.socket | None = field(init=False, default=None, repr=False)
     _draining: bool = field(init=False, default=False, repr=False)
     _wait_scope: CancelScope | None = field(init=False, default=None, repr=False)
+    # True while a receive waits in the transport (its only await), so _drain knows
+    # whether there is a read to wake. Our own flag: anyio's ResourceGuard keeps
+    # the same fact in a private attribute we should not rely on.
+    _reading: bool = field(init=False, default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.receive_size < 1:
@@ -354,14 +358,18 @@ class FramedStream(ObjectStream[T], Generic[T]):
         size = self.receive_size
         stats = self.stats
         while True:
+            self._reading = True
             try:
                 chunk = await receive(size) if plain else await self._read_timed()
             except EndOfStream:
+                self._reading = False
                 return self._end_of_stream(limit)
             except BaseException as exc:
+                self._reading = False
                 if isinstance(exc, ReceiveTimeout | BrokenResourceError):
                     stats.count_error(exc)
                 raise
+            self._reading = False
             stats.bytes_in += len(chunk)
             messages = self._feed(chunk, limit)
             if messages:
@@ -496,11 +504,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
         self._draining = True
         if self._wait_scope is not None:
             self._wait_scope.cancel()
-        elif (
-            self._drain_socket is not None
-            and self._receive_guard._guarded
-            and not self.framer.buffered
-        ):
+        elif self._drain_socket is not None and self._reading and not self.framer.buffered:
             # A receive is waiting, with nothing of a message held: wake it.
             with contextlib.suppress(OSError):
                 self._drain_socket.shutdown(socket.SHUT_RD)

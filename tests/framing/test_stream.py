@@ -24,7 +24,7 @@ from framing.stream import (
     connect,
     connect_unix,
 )
-from tests.framing.transports import memory_pair, stream_pair
+from tests.framing.transports import memory_pair, stream_pair, until
 
 pytestmark = pytest.mark.anyio
 
@@ -449,3 +449,69 @@ async def test_bad_options_raise_value_error(options: dict[str, Any]) -> None:
     a, _ = memory_pair()
     with pytest.raises(ValueError, match="must be"):
         FramedStream(a, lp(), **options)
+
+
+# -- draining (a server's graceful shutdown) ------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["tcp4", "unix", "tls", "memory"])
+async def test_drain_wakes_a_receive_waiting_between_messages(kind: str) -> None:
+    with anyio.fail_after(10):
+        async with stream_pair(kind) as (_, b):
+            server = FramedStream(b, lp())
+            server._enable_drain()
+            ended: list[str] = []
+
+            async def receive() -> None:
+                with pytest.raises(anyio.EndOfStream):
+                    await server.receive()
+                ended.append("ended")
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive)
+                await anyio.wait_all_tasks_blocked()
+                server._drain()
+            assert ended == ["ended"]
+
+
+@pytest.mark.parametrize("kind", ["tcp4", "unix", "tls", "memory"])
+async def test_drain_lets_a_receive_inside_a_message_finish_it(kind: str) -> None:
+    data = lp().encode(b"hello")
+    with anyio.fail_after(10):
+        async with stream_pair(kind) as (a, b):
+            server = FramedStream(b, lp())
+            server._enable_drain()
+            got: list[bytes] = []
+
+            async def receive() -> None:
+                got.append(await server.receive())
+                with pytest.raises(anyio.EndOfStream):
+                    await server.receive()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive)
+                await a.send(data[:3])
+                await until(lambda: server.framer.buffered == 3)
+                server._drain()
+                await a.send(data[3:])
+            assert got == [b"hello"]
+
+
+async def test_drain_shuts_a_socket_down_only_while_a_receive_waits() -> None:
+    with anyio.fail_after(10):
+        async with stream_pair("tcp4") as (a, b):
+            server = FramedStream(b, lp())
+            server._enable_drain()
+            await a.send(lp().encode(b"one"))
+            assert await server.receive() == b"one"  # a receive came and went
+            server._drain()
+            # No receive was waiting: the socket was left readable (SHUT_RD would
+            # make recv return b"" at once), and the next receive just ends.
+            fd = b.extra(SocketAttribute.raw_socket).fileno()
+            with (
+                socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM) as dup,
+                pytest.raises(BlockingIOError),
+            ):
+                dup.recv(1, socket.MSG_DONTWAIT)
+            with pytest.raises(anyio.EndOfStream):
+                await server.receive()

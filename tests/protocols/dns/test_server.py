@@ -19,6 +19,7 @@ from protocols.dns.client import DNSClient, make_query, open_dns_client
 from protocols.dns.message import Rcode, RecordType, build_message, encode_rdata, parse_message
 from protocols.dns.server import DNSServerInfo, run_dns_server
 from protocols.dns.zone import example_zone
+from tests.framing.transports import until
 
 ZONE = example_zone()
 TIMEOUT = 10
@@ -182,6 +183,27 @@ async def test_bad_frame_closes_only_that_connection(frames: bytes) -> None:
         with anyio.fail_after(TIMEOUT):
             assert await _raw_tcp(info, frames) == []  # closed without an answer
             assert (await bystander.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+
+
+@pytest.mark.anyio
+async def test_short_frame_after_queries_answers_them_then_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    good = [
+        build_message(make_query("www.framing.test.", RecordType.A, query_id=i)) for i in (1, 2)
+    ]
+    # Two queries, a frame with no id, and a query after it, in one write.
+    frames = _frame(good[0]) + _frame(good[1]) + b"\x00\x01\xab" + _frame(good[0])
+    caplog.set_level("INFO", logger="framing.server")
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            answers = await _raw_tcp(info, frames)
+            await until(lambda: info.tcp.stats.connections_open == 0)
+    assert [parse_message(a).header.id for a in answers] == [1, 2]
+    assert info.tcp.stats.errors == {"MalformedFrame": 1}
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "framing.server"]
+    assert "MalformedFrame" in line
+    assert "1-byte message has no id" in line
 
 
 @pytest.mark.anyio
