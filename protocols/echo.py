@@ -58,6 +58,7 @@ from protocols.runner import (
     os_error_reason,
     port_number,
     run,
+    seconds,
 )
 from protocols.spec import add_framing_arguments, parse_framing, positive_int
 
@@ -124,6 +125,9 @@ async def echo(
     """
     peer = _address(stream.extra(SocketAttribute.remote_address, "peer"))
     log(f"new connection {peer}")
+    # Building a data line costs more than echoing a small batch: skip it when
+    # the lines go nowhere (--quiet).
+    show = log is not _quiet
     try:
         while True:
             try:
@@ -131,7 +135,8 @@ async def echo(
             except anyio.EndOfStream:
                 log(f"{peer} EOF.")
                 break
-            log(f"{peer} data: {_show(batch)}")
+            if show:
+                log(f"{peer} data: {_show(batch)}")
             if close_on is not None:
                 hit = next((i for i, m in enumerate(batch) if close_on in m), None)
                 if hit is not None:
@@ -171,6 +176,7 @@ async def serve_echo(
     port: int = DEFAULT_PORT,
     max_size: int | None = None,
     idle_timeout: float | None = None,
+    message_timeout: float | None = None,
     max_connections: int | None = None,
     close_on: bytes | None = None,
     quiet: bool = False,
@@ -184,6 +190,8 @@ async def serve_echo(
         port: the port to listen on; 0 picks a free one (the log line says which).
         max_size: the framer's largest message; ``None`` keeps its default.
         idle_timeout: close a connection silent for this many seconds.
+        message_timeout: close a connection that takes longer than this many
+            seconds to finish a message it began (a peer trickling bytes).
         max_connections: serve at most this many connections at once.
         close_on: see :func:`echo`.
         quiet: log only the ``listening on`` line, not each connection's events.
@@ -203,6 +211,8 @@ async def serve_echo(
     options: dict[str, Any] = {"host": host, "port": port}
     if idle_timeout is not None:
         options["idle_timeout"] = idle_timeout
+    if message_timeout is not None:
+        options["message_timeout"] = message_timeout
     if max_connections is not None:
         options["max_connections"] = max_connections
     handler = partial(echo, close_on=close_on, log=_quiet if quiet else log)
@@ -229,17 +239,6 @@ def _close_on_byte(text: str) -> bytes:
     return data
 
 
-def _positive_float(text: str) -> float:
-    """An argparse ``type`` for a number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
-
-
 def _show_server_log(*, quiet: bool) -> None:
     """Send the ``framing`` library's log (refused connections...) to standard output."""
     handler = logging.StreamHandler(sys.stdout)
@@ -260,6 +259,7 @@ def _main(args: argparse.Namespace) -> int:
             port=args.port,
             max_size=args.max_size,
             idle_timeout=args.idle_timeout,
+            message_timeout=args.message_timeout,
             max_connections=args.max_connections,
             close_on=args.close_on,
             quiet=args.quiet,
@@ -285,9 +285,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_framing_arguments(parser)
     parser.add_argument(
         "--idle-timeout",
-        type=_positive_float,
+        type=seconds,
         metavar="S",
         help="close a connection silent for S seconds",
+    )
+    parser.add_argument(
+        "--message-timeout",
+        type=seconds,
+        metavar="S",
+        help="close a connection that takes over S seconds to finish a message",
     )
     parser.add_argument(
         "--max-connections", type=positive_int, metavar="N", help="serve at most N at once"

@@ -91,6 +91,17 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def seconds(text: str) -> float:
+    """An argparse ``type`` for a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 def add_loop_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--loop asyncio|uvloop|trio`` (default ``asyncio``) to ``parser``."""
     parser.add_argument(

@@ -27,11 +27,12 @@ from protocols.dns.message import RecordType
 from protocols.dns.server import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MESSAGE_TIMEOUT,
     DNSServerInfo,
     run_dns_server,
 )
 from protocols.dns.zone import Zone, example_zone, parse_zone
-from protocols.runner import CommandError, add_loop_argument, run
+from protocols.runner import CommandError, add_loop_argument, port_number, run, seconds
 from protocols.spec import positive_int
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "main", "register", "serve_dns"]
@@ -39,24 +40,6 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "main", "register", "serve_dns"]
 DEFAULT_HOST = "127.0.0.1"
 #: 53 needs privileges; 5053 is the usual unprivileged stand-in.
 DEFAULT_PORT = 5053
-
-
-def _port(text: str) -> int:
-    """An argparse ``type`` for a port number, 0 to 65535."""
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port number (0 to 65535): {text!r}")
-    return int(text)
-
-
-def _seconds(text: str) -> float:
-    """An argparse ``type`` for a positive number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
-    return value
 
 
 def load_zone(path: str | None) -> Zone:
@@ -89,6 +72,7 @@ async def serve_dns(
     host: str,
     port: int,
     idle_timeout: float | None,
+    message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     max_connections: int,
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
@@ -105,6 +89,7 @@ async def serve_dns(
                     host=host,
                     port=port,
                     idle_timeout=idle_timeout,
+                    message_timeout=message_timeout,
                     max_connections=max_connections,
                 )
             )
@@ -131,6 +116,7 @@ def _main(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             idle_timeout=args.idle_timeout,
+            message_timeout=args.message_timeout,
             max_connections=args.max_connections,
         ),
         loop=args.loop,
@@ -146,17 +132,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--host", default=DEFAULT_HOST, help="default: %(default)s")
     parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help="default: %(default)s; 0 picks one"
+        "--port", type=port_number, default=DEFAULT_PORT, help="default: %(default)s; 0 picks one"
     )
     parser.add_argument(
         "--zone", metavar="FILE", help="a master file (RFC 1035 5); default: the embedded zone"
     )
     parser.add_argument(
         "--idle-timeout",
-        type=_seconds,
+        type=seconds,
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="S",
         help="close a TCP connection quiet for S seconds (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--message-timeout",
+        type=seconds,
+        default=DEFAULT_MESSAGE_TIMEOUT,
+        metavar="S",
+        help="close a TCP connection whose query takes over S seconds to arrive "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--max-connections",

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 import socket
+import struct
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ from framing.errors import FrameTooLarge, IncompleteFrame
 from framing.length import LengthPrefixed
 from framing.raw import Raw
 from framing.stream import (
+    _YIELD_EVERY,
     BufferBudget,
     BufferBudgetExceeded,
     FramedStream,
@@ -23,6 +25,7 @@ from framing.stream import (
     ReceiveTimeout,
     connect,
     connect_unix,
+    pause_unread_transport,
 )
 from tests.framing.transports import memory_pair, stream_pair, until
 
@@ -351,6 +354,107 @@ async def test_client_does_not_read_ahead_when_server_writes() -> None:
             await server.aclose()
     assert sent < 32 * 1024 * 1024
     assert held <= 1024 * 1024
+
+
+# -- the fast send path (anyio's asyncio sockets) ----------------------------
+
+
+async def test_fast_send_path_only_on_asyncio_sockets(anyio_backend_name: str) -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, _b), stream_pair("memory") as (m, _n):
+            fast = FramedStream(a, lp())._fast_send is not None
+            assert fast == (anyio_backend_name == "asyncio")
+            assert FramedStream(m, lp())._fast_send is None
+
+
+async def test_send_in_a_cancelled_scope_writes_nothing() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            sender = FramedStream(a, lp())
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await sender.send(b"lost")
+            assert scope.cancelled_caught
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await sender.send_many([b"lost", b"too"])
+            assert scope.cancelled_caught
+            await sender.send(b"kept")
+            await sender.send_eof()
+            assert [m async for m in FramedStream(b, lp())] == [b"kept"]
+            assert sender.stats.messages_out == 1
+
+
+async def test_a_task_that_only_sends_lets_others_run() -> None:
+    """Sends that never wait still yield to the other tasks now and then."""
+    sends = 200
+    ticks = 0
+    done = False
+
+    async def other() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, _b), anyio.create_task_group() as tg:
+            sender = FramedStream(a, lp())
+            tg.start_soon(other)
+            for _ in range(sends):  # 200 x 3 bytes: the kernel takes them all at once
+                await sender.send(b"x")
+            done = True
+    # At least one turn for the other task per 25 sends (the fast path yields
+    # every _YIELD_EVERY + 1 = 17; trio at every send).
+    assert _YIELD_EVERY < 25
+    assert ticks >= sends // 25
+
+
+async def test_send_after_the_transport_closed_raises_closed() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, _b):
+            sender = FramedStream(a, lp())
+            await sender.send(b"one")
+            await a.aclose()
+            with pytest.raises(anyio.ClosedResourceError):
+                await sender.send(b"two")
+
+
+async def test_send_to_a_reset_peer_raises_broken() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            sender = FramedStream(a, lp())
+            raw = b.extra(SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await b.aclose()  # SO_LINGER 0: the peer answers with a reset
+            with pytest.raises(anyio.BrokenResourceError):
+                await _send_until_broken(sender)
+
+
+async def _send_until_broken(sender: FramedStream[bytes]) -> None:
+    for _ in range(100):  # bounded: the reset is seen within a few sends
+        await sender.send(b"x" * 1000)
+        await anyio.sleep(0.01)
+
+
+def test_pause_unread_transport_pauses_duck_typed_transports() -> None:
+    """uvloop's transports are not asyncio.ReadTransport instances, but read ahead all the same."""
+
+    class UvloopLikeTransport:
+        reading = True
+
+        def is_reading(self) -> bool:
+            return self.reading
+
+        def pause_reading(self) -> None:
+            self.reading = False
+
+    class Stream:
+        _transport = UvloopLikeTransport()
+
+    stream = Stream()
+    pause_unread_transport(stream)
+    assert not stream._transport.reading
 
 
 # -- segmentation at the socket level ---------------------------------------

@@ -294,6 +294,14 @@ def test_idle_timeout_closes_a_silent_connection(launcher: Launcher) -> None:
     server.wait_for(r"closing: timed out")
 
 
+def test_message_timeout_closes_a_trickling_connection(launcher: Launcher) -> None:
+    server, port = launcher.echo("--framing", "length:2", "--message-timeout", "0.2")
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"\x00\x05he")  # a message begun, never finished
+        assert recv_until_closed(sock) == b""
+    server.wait_for(r"closing: timed out")
+
+
 # -- in-process, on both anyio backends ----------------------------------------------
 
 
@@ -393,3 +401,32 @@ async def test_echo_handler_logs_the_chapter_events() -> None:
         f"{peer} EOF.",
         f"{peer} closed",
     ]
+
+
+@pytest.mark.anyio
+async def test_serve_echo_message_timeout_closes_a_trickling_connection() -> None:
+    log = LogLines()
+    async with anyio.create_task_group() as tg:
+        port = await start_echo(tg, log, framing="length:2", message_timeout=0.2)
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            await stream.send(b"\x00\x05he")
+            with anyio.fail_after(TIMEOUT), pytest.raises(anyio.EndOfStream):
+                await stream.receive()
+        await log.wait_for(r"closing: timed out")
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.anyio
+async def test_quiet_echo_builds_no_data_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(batch: list[bytes]) -> str:
+        raise AssertionError("a data line was built in quiet mode")
+
+    monkeypatch.setattr("protocols.echo._show", fail)
+    messages = [b"m%d" % i for i in range(100)]
+    async with anyio.create_task_group() as tg:
+        port = await start_echo(tg, LogLines(), framing="length:2", quiet=True)
+        async with await connect("127.0.0.1", port, parse_framing("length:2")) as stream:
+            await stream.send_many(messages)
+            await stream.send_eof()
+            assert await receive_all(stream) == messages
+        tg.cancel_scope.cancel()

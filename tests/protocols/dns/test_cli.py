@@ -139,15 +139,28 @@ def test_register_adds_the_dns_subcommand() -> None:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())
     args = parser.parse_args(
-        ["dns", "--port", "0", "--idle-timeout", "2.5", "--max-connections", "3", "--loop", "trio"]
+        [
+            "dns",
+            "--port",
+            "0",
+            "--idle-timeout",
+            "2.5",
+            "--message-timeout",
+            "1.5",
+            "--max-connections",
+            "3",
+            "--loop",
+            "trio",
+        ]
     )
-    assert (args.host, args.port, args.idle_timeout, args.max_connections, args.loop) == (
-        "127.0.0.1",
-        0,
-        2.5,
-        3,
-        "trio",
-    )
+    assert (
+        args.host,
+        args.port,
+        args.idle_timeout,
+        args.message_timeout,
+        args.max_connections,
+        args.loop,
+    ) == ("127.0.0.1", 0, 2.5, 1.5, 3, "trio")
     assert args.zone is None
     with pytest.raises(SystemExit):
         parser.parse_args(["dns", "--port", "70000"])

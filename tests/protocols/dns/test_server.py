@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,13 @@ import pytest
 
 from protocols.dns.client import DNSClient, make_query, open_dns_client
 from protocols.dns.message import Rcode, RecordType, build_message, encode_rdata, parse_message
-from protocols.dns.server import DNSServerInfo, run_dns_server
+from protocols.dns.server import (
+    _UDP_BATCH,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MESSAGE_TIMEOUT,
+    DNSServerInfo,
+    run_dns_server,
+)
 from protocols.dns.zone import example_zone
 from tests.framing.transports import until
 
@@ -268,3 +275,62 @@ def test_client_refuses_duplicate_ids() -> None:
     client = DNSClient.__new__(DNSClient)
     with pytest.raises(ValueError, match="two queries"):
         anyio.run(client.exchange_raw, [b"\x00\x01abc", b"\x00\x01def"])
+
+
+@pytest.mark.anyio
+async def test_udp_burst_is_answered_in_full() -> None:
+    """More queries at once than one batch (_UDP_BATCH), each answered once, by id."""
+    names = [name for name, rtype in SMALL if rtype == RecordType.A]
+    queries = [
+        build_message(make_query(names[i % len(names)], RecordType.A, query_id=i))
+        for i in range(3 * _UDP_BATCH + 5)
+    ]
+    got: list[int] = []
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            async with (
+                await anyio.create_connected_udp_socket(info.host, info.port) as udp,
+                anyio.create_task_group() as tg,
+            ):
+
+                async def receive() -> None:
+                    while len(got) < len(queries):
+                        answer = parse_message(await udp.receive())
+                        assert answer.rcode == Rcode.NOERROR
+                        got.append(answer.header.id)
+
+                tg.start_soon(receive)
+                for query in queries:
+                    await udp.send(query)
+    assert sorted(got) == list(range(len(queries)))
+
+
+@pytest.mark.anyio
+async def test_udp_and_tcp_over_ipv6(anyio_backend: str) -> None:
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    async with running(host="::1") as info:
+        with anyio.fail_after(TIMEOUT):
+            for tcp in (False, True):
+                query = dns.message.make_query("www.framing.test.", "A")
+                ask = dns.asyncquery.tcp if tcp else dns.asyncquery.udp
+                response = await ask(query, "::1", port=info.port, timeout=TIMEOUT, backend=backend)
+                _check_answer(response, "www.framing.test.", dns.rdatatype.A)
+
+
+@pytest.mark.anyio
+async def test_tcp_query_trickled_too_slowly_closes_the_connection() -> None:
+    """RFC 7766 6.2.3: a client may not hold a connection by sending a query byte by byte."""
+    async with running(message_timeout=0.2) as info:
+        with anyio.fail_after(TIMEOUT):
+            async with await anyio.connect_tcp(info.host, info.port) as stream:
+                await stream.send(b"\x00")  # the first byte of a length: a query has begun
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await stream.receive()
+            await until(lambda: info.tcp.stats.connections_open == 0)
+    assert info.tcp.stats.errors == {"MessageTimeout": 1}
+
+
+def test_message_timeout_is_on_by_default_and_shorter_than_idle() -> None:
+    default = inspect.signature(run_dns_server).parameters["message_timeout"].default
+    assert default == DEFAULT_MESSAGE_TIMEOUT
+    assert 0 < DEFAULT_MESSAGE_TIMEOUT <= DEFAULT_IDLE_TIMEOUT
