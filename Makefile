@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test serve lint typecheck pytest bench fuzz clean
+.PHONY: test serve lint typecheck pytest bench fuzz mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check framing protocols tests benchmarks
-	$(BIN)/ruff format --check framing protocols tests benchmarks
+	$(BIN)/ruff check framing protocols tests benchmarks fuzz
+	$(BIN)/ruff format --check framing protocols tests benchmarks fuzz
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict framing protocols
+	$(BIN)/mypy --strict framing protocols fuzz
 
 pytest: $(STAMP)
 	$(BIN)/pytest
@@ -32,6 +32,16 @@ test: lint typecheck pytest
 
 serve: $(STAMP)
 	$(BIN)/framing dns
+
+# make fuzz: every atheris target, FUZZ_SECONDS in all (make test runs them briefly).
+FUZZ_SECONDS ?= 3600
+fuzz: $(STAMP)
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS)
+
+# make mutation: mutmut over framing/ (long: see docs/ROBUSTNESS.md for the score).
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,mutation]'
+	$(BIN)/mutmut run --max-children 2; $(BIN)/mutmut results
 
 # make bench: benchmarks against the peers in their own .venv-bench;
 # BENCH=decode,scaling,echo,dns runs a subset (see benchmarks/README.md).

@@ -61,7 +61,10 @@ TYPE_NAMES: dict[str, int] = {
 # RFC 2181 8: a TTL is an unsigned 31-bit number.
 _MAX_TTL = 2**31 - 1
 _TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TTL_RE = re.compile(r"^(?:\d+[smhdw]?)+$", re.IGNORECASE)
+# Digits, then any number of unit-digits pairs, then an optional unit: "3600",
+# "1h30m", "1h30". Written so that no string can be matched two ways: the
+# looser (?:\d+[smhdw]?)+ backtracks exponentially on "7777...7A".
+_TTL_RE = re.compile(r"^\d+(?:[smhdw]\d+)*[smhdw]?$", re.IGNORECASE | re.ASCII)
 _TYPE_RE = re.compile(r"^TYPE(\d+)$", re.IGNORECASE)
 
 
@@ -185,7 +188,7 @@ def _ttl(text: str, line: int) -> int:
     if not _TTL_RE.match(text):
         raise ZoneError(f"bad TTL {text!r}", line=line)
     total = 0
-    for number, unit in re.findall(r"(\d+)([smhdw]?)", text, re.IGNORECASE):
+    for number, unit in re.findall(r"(\d+)([smhdw]?)", text, re.IGNORECASE | re.ASCII):
         total += int(number) * _TTL_UNITS[unit.lower() or "s"]
     if total > _MAX_TTL:
         raise ZoneError(f"TTL {text} is over 2**31 - 1", line=line)
