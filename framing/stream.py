@@ -35,7 +35,7 @@ import socket
 import ssl
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeGuard, TypeVar, cast, final
 
@@ -48,7 +48,7 @@ from anyio import (
     ResourceGuard,
 )
 from anyio.abc import ByteStream, ObjectStream, SocketAttribute, SocketStream
-from anyio.lowlevel import checkpoint_if_cancelled
+from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from framing.base import BytesLike, Framer
 from framing.errors import FramingError
@@ -240,10 +240,11 @@ def _is_read_transport(transport: object) -> TypeGuard[asyncio.ReadTransport]:
 # anything is unusual (the transport closing, an error recorded, a write
 # already waiting) the path hands the send to anyio, which raises as it maps
 # errors. So that a task that only sends cannot starve the others, a send that
-# follows _YIELD_EVERY fast sends without the task having waited anywhere in
-# this stream goes through anyio's send, which yields; receiving from the
-# transport always yields (anyio's receive waits or checkpoints) and resets
-# the count. On trio, and on any other transport, send is anyio's own.
+# follows _YIELD_EVERY fast operations without the task having waited anywhere
+# in this stream goes through anyio's send, which yields; a receive that yields
+# (one that waits, or anyio's own receive, which always does) resets the count,
+# and the fast receive path counts its own reads that do not (see _READ_AHEAD).
+# On trio, and on any other transport, send is anyio's own.
 _YIELD_EVERY = 16
 
 
@@ -264,6 +265,102 @@ def _asyncio_socket(stream: ByteStream) -> tuple[Any, Any] | None:
     ):
         return transport, protocol
     return None
+
+
+# The fast receive path (FramedStream._receive_socket), on the same sockets.
+#
+# Why: anyio's SocketStream.receive, when its protocol's read queue is empty,
+# resumes the transport's reading, waits, and pauses reading again as soon as
+# it wakes; when the queue holds data, it still yields to the event loop first.
+# For a connection that answers each batch before reading the next, that is a
+# resume_reading/pause_reading pair (two epoll_ctl system calls on the selector
+# loop) and one or two extra turns of the loop per batch: the largest part of
+# an echo server's receiving. A hand-written asyncio Protocol pays none of it,
+# because its transport simply keeps reading.
+#
+# The fast path keeps the transport reading after a wait, and pops queued
+# chunks as anyio does (splitting one longer than asked, clearing read_event
+# when the queue empties). Backpressure is kept by a bound instead of by
+# pausing every time: _ReadAhead, installed as the protocol's data_received,
+# pauses reading once _READ_AHEAD bytes wait in the queue unreceived, so a
+# connection holds at most _READ_AHEAD bytes plus one read of the transport
+# (256 KiB on asyncio's selector loop) beyond what its framer holds, and a
+# peer that writes while nobody receives meets a full TCP window. The next
+# receive that finds the queue empty resumes reading, as anyio's does.
+#
+# Cancellation is checked before a chunk is popped (checkpoint_if_cancelled,
+# as the fast send path does), and the wait is the protocol's read_event, so a
+# cancelled receive takes nothing from the queue. Whatever is unusual (the
+# end of stream, a recorded error, the transport closing: the queue empty but
+# read_event set) goes to anyio's own receive, which raises as it maps them
+# (EndOfStream, BrokenResourceError, ClosedResourceError). The transport's own
+# receive guard is held, so a second receiver still gets BusyResourceError.
+# Fairness: popping a queued chunk does not yield, so a receive that follows
+# _YIELD_EVERY operations of this stream that did not yield (sends and
+# receives counted together) yields once, as anyio's receive always does.
+_READ_AHEAD = 65536
+
+
+@final
+class _ReadAhead:
+    """The ``data_received`` of anyio's protocol, pausing reading once too much is queued.
+
+    ``held`` counts the bytes queued by this hook and not yet popped by the
+    fast receive path; it is reset whenever that path finds the queue empty,
+    so that chunks popped by anyio's own receive cannot leave it too high.
+    """
+
+    __slots__ = ("held", "original", "transport")
+
+    def __init__(self, original: Callable[[bytes], None], transport: Any) -> None:
+        self.original = original
+        self.transport = transport
+        self.held = 0
+
+    def __call__(self, data: bytes) -> None:
+        self.original(data)
+        self.held += len(data)
+        if self.held >= _READ_AHEAD:
+            self.transport.pause_reading()
+
+
+def _asyncio_reader(
+    stream: ByteStream, socket_parts: tuple[Any, Any] | None
+) -> tuple[Any, Any, _ReadAhead] | None:
+    """The transport, protocol and read-ahead hook for the fast receive path, else ``None``.
+
+    ``socket_parts`` is what :func:`_asyncio_socket` found. Installs the hook
+    (once per protocol: a second stream over the same socket shares it), and
+    re-sets the transport's protocol so that a transport that keeps the bound
+    ``data_received`` (uvloop's) calls the hook. Anything that does not look
+    exactly like anyio 4's ``StreamProtocol`` keeps anyio's receive.
+    """
+    if socket_parts is None:
+        return None
+    transport, protocol = socket_parts
+    if not (
+        isinstance(getattr(stream, "_receive_guard", None), ResourceGuard)
+        and isinstance(getattr(protocol, "read_queue", None), deque)
+        and isinstance(getattr(protocol, "read_event", None), asyncio.Event)
+        and isinstance(getattr(protocol, "is_at_eof", None), bool)
+        and callable(getattr(protocol, "data_received", None))
+        and hasattr(protocol, "__dict__")
+        and all(
+            callable(getattr(transport, name, None))
+            for name in ("is_reading", "pause_reading", "resume_reading", "set_protocol")
+        )
+        and not transport.is_closing()
+    ):
+        return None
+    hook = vars(protocol).get("data_received")
+    if hook is None:
+        hook = _ReadAhead(protocol.data_received, transport)
+        hook.held = sum(map(len, protocol.read_queue))  # read before this stream existed
+        protocol.data_received = hook
+        transport.set_protocol(protocol)
+    elif not isinstance(hook, _ReadAhead):
+        return None  # someone else's hook: leave it alone
+    return transport, protocol, hook
 
 
 @dataclass(eq=False)
@@ -299,7 +396,9 @@ class FramedStream(ObjectStream[T], Generic[T]):
 
     Backpressure: ``send`` waits while the peer does not read (the transport's
     send waits), and bytes are read from the transport only while a receive is
-    pending, so neither side grows without bound.
+    pending, so neither side grows without bound. (On anyio's asyncio sockets,
+    reading goes on between receives, but pauses once 64 KiB wait unreceived:
+    at most that plus one read of the transport is held beyond the framer.)
 
     Args:
         transport_stream: the byte stream to wrap (this stream owns it).
@@ -350,6 +449,10 @@ class FramedStream(ObjectStream[T], Generic[T]):
     # protocol, or None; and fast sends since this task last yielded here.
     _fast_send: tuple[Any, Any] | None = field(init=False, default=None, repr=False)
     _unyielded: int = field(init=False, default=0, repr=False)
+    # The fast receive path (see _READ_AHEAD): transport, protocol and hook, or
+    # None; and what reads one chunk (it, or the transport's own receive).
+    _fast_receive: tuple[Any, Any, _ReadAhead] | None = field(init=False, default=None, repr=False)
+    _receive_chunk: Callable[[int], Awaitable[bytes]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.receive_size < 1:
@@ -362,6 +465,13 @@ class FramedStream(ObjectStream[T], Generic[T]):
         self._send_guard = ResourceGuard("writing to")
         pause_unread_transport(self.transport_stream)
         self._fast_send = _asyncio_socket(self.transport_stream)
+        self._fast_receive = _asyncio_reader(self.transport_stream, self._fast_send)
+        if self._fast_receive is not None:
+            self._receive_chunk = self._receive_socket
+        elif self._fast_send is not None:
+            self._receive_chunk = self._receive_yielding
+        else:
+            self._receive_chunk = self.transport_stream.receive
         self._account()
 
     # -- receiving ---------------------------------------------------------
@@ -411,12 +521,9 @@ class FramedStream(ObjectStream[T], Generic[T]):
         elif self._draining:
             raise EndOfStream
         plain = self.idle_timeout is None and self.message_timeout is None and not self._drainable
-        receive = self.transport_stream.receive
+        receive = self._receive_chunk
         size = self.receive_size
         stats = self.stats
-        # Receiving from the transport yields to the event loop (anyio's receive
-        # waits or checkpoints): the fast send path may skip its yields again.
-        self._unyielded = 0
         while True:
             self._reading = True
             try:
@@ -434,6 +541,48 @@ class FramedStream(ObjectStream[T], Generic[T]):
             messages = self._feed(chunk, limit)
             if messages:
                 return messages
+
+    async def _receive_yielding(self, max_bytes: int) -> bytes:
+        """Read with the transport's receive, which yields: sends may skip yields again."""
+        self._unyielded = 0
+        return await self.transport_stream.receive(max_bytes)
+
+    async def _receive_socket(self, max_bytes: int) -> bytes:
+        """One chunk from anyio's asyncio socket, without its extra yields (see _READ_AHEAD)."""
+        fast = self._fast_receive
+        assert fast is not None
+        transport, protocol, hook = fast
+        queue = protocol.read_queue
+        with self.transport_stream._receive_guard:  # type: ignore[attr-defined]
+            if queue:
+                self._unyielded += 1
+                if self._unyielded > _YIELD_EVERY:
+                    self._unyielded = 0
+                    await checkpoint()
+                else:
+                    await checkpoint_if_cancelled()
+            elif not (protocol.read_event.is_set() or transport.is_closing() or protocol.is_at_eof):
+                hook.held = 0
+                if not transport.is_reading():
+                    transport.resume_reading()
+                self._unyielded = 0
+                await protocol.read_event.wait()
+                # Reading goes on: _ReadAhead pauses it if nobody receives.
+            if queue:
+                chunk: bytes = queue.popleft()
+                if len(chunk) > max_bytes:
+                    chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
+                    queue.appendleft(rest)
+                    hook.held -= max_bytes
+                elif queue:
+                    hook.held -= len(chunk)
+                else:
+                    hook.held = 0
+                    protocol.read_event.clear()
+                return chunk
+        # Nothing queued and nothing to wait for: the end of the stream, an error,
+        # or a closed transport. anyio's receive raises as it maps them.
+        return await self.transport_stream.receive(max_bytes)
 
     def _feed(self, data: BytesLike, limit: int | None) -> list[T]:
         framer = self.framer
@@ -521,11 +670,11 @@ class FramedStream(ObjectStream[T], Generic[T]):
         if held:
             timeout = self.message_timeout
             if timeout is None:
-                return await self.transport_stream.receive(self.receive_size)
+                return await self._receive_chunk(self.receive_size)
             if self._message_started is None:
                 self._message_started = anyio.current_time()
             with CancelScope(deadline=self._message_started + timeout):
-                return await self.transport_stream.receive(self.receive_size)
+                return await self._receive_chunk(self.receive_size)
             raise MessageTimeout(
                 f"a message was not finished within {timeout} s ({held} bytes of it held)",
                 timeout=timeout,
@@ -538,7 +687,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
         with CancelScope(deadline=deadline) as scope:
             self._wait_scope = scope
             try:
-                return await self.transport_stream.receive(self.receive_size)
+                return await self._receive_chunk(self.receive_size)
             finally:
                 self._wait_scope = None
         if self._draining:
@@ -564,8 +713,14 @@ class FramedStream(ObjectStream[T], Generic[T]):
         self._draining = True
         if self._wait_scope is not None:
             self._wait_scope.cancel()
-        elif self._drain_socket is not None and self._reading and not self.framer.buffered:
-            # A receive is waiting, with nothing of a message held: wake it.
+        elif (
+            self._drain_socket is not None
+            and self._reading
+            and not self.framer.buffered
+            and not (self._fast_receive is not None and self._fast_receive[1].read_queue)
+        ):
+            # A receive is waiting, with nothing of a message held (nor read
+            # ahead, which the fast receive path may have): wake it.
             with contextlib.suppress(OSError):
                 self._drain_socket.shutdown(socket.SHUT_RD)
 

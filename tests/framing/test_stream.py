@@ -16,6 +16,7 @@ from framing.errors import FrameTooLarge, IncompleteFrame
 from framing.length import LengthPrefixed
 from framing.raw import Raw
 from framing.stream import (
+    _READ_AHEAD,
     _YIELD_EVERY,
     BufferBudget,
     BufferBudgetExceeded,
@@ -435,6 +436,181 @@ async def _send_until_broken(sender: FramedStream[bytes]) -> None:
     for _ in range(100):  # bounded: the reset is seen within a few sends
         await sender.send(b"x" * 1000)
         await anyio.sleep(0.01)
+
+
+# -- the fast receive path (anyio's asyncio sockets) -------------------------
+
+# What asyncio's selector transport reads from the kernel at most in one go.
+ONE_READ = 256 * 1024
+
+
+async def test_fast_receive_path_only_on_asyncio_sockets(anyio_backend_name: str) -> None:
+    with anyio.fail_after(5):
+        async with (
+            stream_pair("tcp4") as (a, _b),
+            stream_pair("memory") as (m, _n),
+            stream_pair("tls") as (t, _u),
+        ):
+            first = FramedStream(a, lp())
+            assert (first._fast_receive is not None) == (anyio_backend_name == "asyncio")
+            assert FramedStream(m, lp())._fast_receive is None
+            assert FramedStream(t, lp())._fast_receive is None
+            # A second stream over the same socket shares the read-ahead hook.
+            second = FramedStream(a, lp())
+            if first._fast_receive is not None:
+                assert second._fast_receive is not None
+                assert second._fast_receive[2] is first._fast_receive[2]
+
+
+async def test_receiving_connection_reads_ahead_a_bounded_amount() -> None:
+    """Once a receive has waited the transport keeps reading, but only so far."""
+    cap = 64 * 1024 * 1024
+    with anyio.fail_after(30):
+        async with stream_pair("tcp4") as (a, b):
+            client = FramedStream(a, Raw())
+            server = FramedStream(b, Raw())
+            await client.send(b"first")
+            assert await server.receive() == b"first"  # waited: reading was resumed
+            sent = await _send_until_stalled(client, cap)
+            held = held_by_transport(b)
+            await client.send_eof()
+            received = 0
+            async for chunk in server:  # nothing read ahead is lost or reordered
+                assert chunk == b"x" * len(chunk)
+                received += len(chunk)
+    assert sent < 32 * 1024 * 1024
+    assert held <= _READ_AHEAD + ONE_READ
+    # The last send may have been written and then cancelled while it waited.
+    assert sent <= received <= sent + 65536
+
+
+async def test_receive_cancelled_while_waiting_loses_no_bytes() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            server = FramedStream(b, lp())
+            await a.send(lp().encode(b"one"))
+            assert await server.receive() == b"one"
+            scope = anyio.CancelScope()
+
+            async def receive_until_cancelled() -> None:
+                with scope:
+                    await server.receive()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive_until_cancelled)
+                await anyio.wait_all_tasks_blocked()  # the receive waits for bytes
+                scope.cancel()
+            assert scope.cancelled_caught
+            await a.send(lp().encode(b"two"))
+            assert await server.receive() == b"two"
+            assert server.stats.errors == {}
+
+
+async def test_receive_in_a_cancelled_scope_takes_nothing_queued(anyio_backend_name: str) -> None:
+    wire = lp().encode(b"two") + lp().encode(b"three")
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            server = FramedStream(b, lp(), receive_size=5)
+            await a.send(lp().encode(b"one"))
+            assert await server.receive() == b"one"
+            await a.send(wire)
+            if anyio_backend_name == "asyncio":  # read ahead into anyio's queue
+                await until(lambda: held_by_transport(b) == len(wire))
+            with anyio.CancelScope() as scope:
+                scope.cancel()
+                await server.receive()
+            assert scope.cancelled_caught
+            assert server.framer.buffered == 0
+            assert [await server.receive(), await server.receive()] == [b"two", b"three"]
+
+
+async def test_a_task_that_receives_queued_data_lets_others_run(anyio_backend_name: str) -> None:
+    """Receives that find data queued (and so never wait) still yield now and then."""
+    receives = 200
+    ticks = 0
+    done = False
+
+    async def other() -> None:
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await anyio.lowlevel.checkpoint()
+
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            # One 3-byte message per read of the transport: every receive reads.
+            server = FramedStream(b, lp(), receive_size=3)
+            await a.send(lp().encode(b"x") * (receives + 1))
+            assert await server.receive() == b"x"
+            if anyio_backend_name == "asyncio":  # everything queued: no receive waits
+                await until(lambda: held_by_transport(b) == 3 * receives)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(other)
+                for _ in range(receives):
+                    assert await server.receive() == b"x"
+                done = True
+    assert ticks >= receives // 25
+
+
+async def test_receive_holds_the_transports_guard() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            server = FramedStream(b, lp())
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(server.receive)
+                await anyio.wait_all_tasks_blocked()
+                with pytest.raises(anyio.BusyResourceError):
+                    await b.receive()
+                await a.send(lp().encode(b"go"))
+
+
+async def test_receive_from_a_reset_peer_raises_broken() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            server = FramedStream(b, lp())
+            await a.send(lp().encode(b"one"))
+            assert await server.receive() == b"one"  # the transport is reading now
+            raw = a.extra(SocketAttribute.raw_socket)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await a.aclose()  # SO_LINGER 0: a reset
+            with pytest.raises(anyio.BrokenResourceError):
+                await server.receive()
+            assert server.stats.errors == {"BrokenResourceError": 1}
+
+
+async def test_aclose_while_a_receive_waits_raises_closed() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            server = FramedStream(b, lp())
+            await a.send(lp().encode(b"one"))
+            assert await server.receive() == b"one"
+            raised: list[BaseException] = []
+
+            async def receive() -> None:
+                try:
+                    await server.receive()
+                except anyio.ClosedResourceError as exc:
+                    raised.append(exc)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive)
+                await anyio.wait_all_tasks_blocked()
+                await server.aclose()
+            assert len(raised) == 1
+
+
+async def test_fast_receive_and_the_transports_own_receive_interleave() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            server = FramedStream(b, Raw(), receive_size=4)
+            await a.send(b"abcdefgh")
+            assert await server.receive() == b"abcd"
+            assert await b.receive() == b"efgh"  # anyio's own receive, on the same queue
+            await a.send(b"ijkl")
+            assert await server.receive() == b"ijkl"
+            await a.send_eof()
+            with pytest.raises(anyio.EndOfStream):
+                await server.receive()
 
 
 def test_pause_unread_transport_pauses_duck_typed_transports() -> None:
