@@ -54,7 +54,7 @@ __all__ = ["Delimited", "Lines"]
 # also Raw's default, so no default framer delivers more than 64 KiB at once.
 DEFAULT_MAX_SIZE: Final = 65536
 
-# Delimiter sets with a shortcut (see _DelimiterEngine._feed_fast and _find).
+# Delimiter sets with a shortcut (see _DelimiterEngine._feed_lines, _feed_single, _find).
 _MULTI: Final = 0  # several delimiters: one search per delimiter, no fast path
 _SINGLE: Final = 1  # one delimiter: bytes.split on it
 _CRLF: Final = 2  # exactly \n and \r\n (Lines): split on \n or \r\n, strip a \r
@@ -109,6 +109,7 @@ class _DelimiterEngine:
         "_hits",
         "_keep",
         "_kind",
+        "_last",
         "_lens",
         "_max_size",
         "_maxlen",
@@ -170,6 +171,14 @@ class _DelimiterEngine:
         # as each record's head arrives: with a check, every record takes the
         # general engine (_fast is falsy).
         self._fast = _MULTI if check is not None else self._kind
+        # The byte every delimiter ends with (\n for Lines), or None when they
+        # differ or there is a check: a chunk without it completes no record,
+        # so feed can hold it at once (see feed). An int, not bytes: ``10 in
+        # chunk`` is one memchr, while CPython runs ``b"\n" in chunk`` by first
+        # trying the needle as an int, raising and clearing a TypeError: that
+        # costs about four times a memchr over a whole 2 KiB chunk.
+        ends = {d[-1] for d in delimiters}
+        self._last = ends.pop() if len(ends) == 1 and check is None else None
         self._buf = bytearray()
         # _clean: _buf holds only an unterminated record, already searched in
         # full, and no record is being skipped. The fast path needs that; the
@@ -226,11 +235,24 @@ class _DelimiterEngine:
             MalformedFrame: the early check rejected a record, or (strict
                 ``Lines``) a line ended with a bare ``\n``.
         """
-        if limit is None and self._clean and self._fast:
-            out = self._feed_fast(data if type(data) is bytes else bytes(data))
+        if not self._clean or self._last is None:
+            return self._feed_general(data, limit)
+        chunk = data if type(data) is bytes else bytes(data)
+        if self._last not in chunk:
+            # Fast path, records longer than the chunks: no delimiter can end
+            # in this chunk (the held bytes hold none either: _clean), so no
+            # record completes and, whatever ``limit``, the chunk is held: one
+            # C scan and one copy. Unless that may make the record too large,
+            # which the general engine judges to the byte.
+            buf = self._buf
+            if len(buf) + len(chunk) <= self._max_size:
+                buf += chunk
+                return []
+        elif limit is None and self._fast:
+            out = self._feed_lines(chunk) if self._fast == _CRLF else self._feed_single(chunk)
             if out is not None:
                 return out
-        return self._feed_general(data, limit)
+        return self._feed_general(chunk, limit)
 
     def feed_eof(self) -> list[bytes]:
         """Say the stream has ended; return the last records.
@@ -339,36 +361,51 @@ class _DelimiterEngine:
 
     # --- the fast path -----------------------------------------------------------
 
-    def _feed_fast(self, data: bytes) -> list[bytes] | None:
-        r"""Split ``data`` with ``bytes.split`` in C; ``None`` to defer to the general engine.
+    # Both fast paths split ``data`` with ``bytes.split`` in C. They are taken
+    # when there is no limit and no early check, ``_buf`` holds only an
+    # unterminated record with no delimiter in it, and ``data`` holds the last
+    # byte of the delimiter. They change nothing and return ``None`` whenever
+    # they cannot prove the result on their own: a record that may be over
+    # ``max_size`` (the general engine then judges it to the byte), a bare
+    # ``\n`` for strict ``Lines``, a chunk with no whole delimiter. So every
+    # limit and policy is exact here too; they only decide the common,
+    # unambiguous case. One per delimiter set, each straight-line: at small
+    # records a few dozen bytecodes per chunk are measurable.
 
-        Taken when there is no limit and no early check, and ``_buf`` holds only
-        an unterminated record with no delimiter in it. It changes nothing and
-        returns ``None`` whenever it cannot prove the result on its own: a
-        record that may be over ``max_size`` (the general engine then judges it
-        to the byte), a delimiter that may straddle ``_buf`` and ``data``, or a
-        bare ``\n`` for strict ``Lines``. So every limit and policy is exact
-        here too; this path only decides the common, unambiguous case.
-        """
-        split = self._fast_split(data)
-        if split is None:
-            return None
-        parts, delim, strip_cr = split
-        buf = self._buf
-        mx = self._max_size
-        if len(parts) == 1:
-            # No delimiter in the chunk: hold it, unless that might make the
-            # record too large (judged exactly by the general engine).
-            if len(buf) + len(data) > mx:
+    def _feed_lines(self, data: bytes) -> list[bytes] | None:
+        r"""The fast path of ``Lines`` (``\n`` or ``\r\n``); see above."""
+        if 13 not in data:  # no b"\r": memchr (see _last)
+            # LF text, the common case: split on \n. Only the first line,
+            # joined to the held bytes, can end with a \r (a \r\n cut between
+            # chunks). Strict Lines refuse a bare \n: the general engine raises.
+            if self._strict:
                 return None
-            buf += data
-            return []
-        # A record wholly inside data is shorter than data, so only the first
-        # (joined to the held bytes) and the last (to be held) need a size
-        # check, unless the chunk itself is longer than max_size.
+            parts = data.split(b"\n")
+            strip = _STRIP_FIRST
+        else:
+            # Probably CRLF text: split on \r\n, and keep that split when each
+            # \n of the chunk ended a part (no bare \n): nothing to strip. (A
+            # \n first in the chunk whose \r ended the held bytes counts as
+            # bare here: it goes the mixed way below.) Measured: split on \r\n
+            # plus a count of \n beats a split on \n plus a per-line strip.
+            parts = data.split(b"\r\n")
+            strip = _STRIP_NONE
+            if data.count(b"\n") != len(parts) - 1:
+                # Mixed: split on \n; every line whose last byte is \r ended
+                # with \r\n and loses it. Strict Lines: the general engine
+                # knows whether a \r ended the held bytes, and raises if not.
+                if self._strict:
+                    return None
+                parts = data.split(b"\n")
+                strip = _STRIP_ALL
+        buf = self._buf
         tail = parts[-1]
         first = b"".join((buf, parts[0])) if buf else parts[0]
-        if len(first) > mx or len(tail) > mx or (len(data) > mx and max(map(len, parts)) > mx):
+        mx = self._max_size
+        if len(buf) + len(data) > mx and (len(first) > mx or max(map(len, parts)) > mx):
+            # A record (the first, joined to the held bytes, or any other, the
+            # tail included) may be over max_size. No record is longer than the
+            # held bytes and data together, so when those fit, every one does.
             return None
         parts[0] = first
         del parts[-1]
@@ -376,48 +413,43 @@ class _DelimiterEngine:
         if tail:
             buf += tail
         if self._keep:
-            parts = [p + delim for p in parts]
-        elif strip_cr == _STRIP_ALL:
+            # A line split on \n that ends with \r ended with \r\n: both kept.
+            ending = b"\r\n" if strip == _STRIP_NONE else b"\n"
+            parts = [p + ending for p in parts]
+        elif strip == _STRIP_FIRST:
+            if first[-1:] == b"\r":
+                parts[0] = first[:-1]
+        elif strip == _STRIP_ALL:
             parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
-        elif strip_cr == _STRIP_FIRST and first[-1:] == b"\r":
-            parts[0] = first[:-1]
         return parts
 
-    def _fast_split(self, data: bytes) -> tuple[list[bytes], bytes, int] | None:
-        r"""Return ``(parts, delimiter split on, which lines lose a last \r)``, or ``None``."""
-        if self._fast == _SINGLE:
-            delim = self._delims[0]
-            # A delimiter that straddles the old bytes and the new: the last
-            # len-1 held bytes and the first len-1 new ones hold it if anything
-            # does. Rare; let the general engine cut it.
-            buf = self._buf
-            if (
-                buf
-                and len(delim) > 1
-                and delim in bytes(buf[1 - len(delim) :]) + data[: len(delim) - 1]
-            ):
-                return None
-            return data.split(delim), delim, _STRIP_NONE
-        has_cr = b"\r" in data  # memchr: a few microseconds for 64 KiB
-        if has_cr:
-            # Probably CRLF text: split on \r\n, and keep that split when each
-            # \n of the chunk ended a part (no bare \n), so nothing is left to
-            # strip. (A \n first in the chunk whose \r ended the last chunk
-            # counts as bare here: it goes the LF way below.) Measured: split on
-            # \r\n plus count of \n beats split on \n plus a per-line strip.
-            parts = data.split(b"\r\n")
-            if data.count(b"\n") == len(parts) - 1:
-                return parts, b"\r\n", _STRIP_NONE
-        # LF text (or mixed): split on \n; a line whose last byte is \r ended with
-        # \r\n and loses that \r. Strict Lines refuses a bare \n, so when a \n
-        # here is not in a \r\n of this chunk, the general engine decides (it
-        # knows whether a \r ended the previous chunk).
-        parts = data.split(b"\n")
-        if self._strict and len(parts) > 1:
-            return None
-        # With no \r in the chunk only the first line, joined to the held
-        # bytes, can end with one: skip the per-line strip (the common case).
-        return parts, b"\n", _STRIP_ALL if has_cr else _STRIP_FIRST
+    def _feed_single(self, data: bytes) -> list[bytes] | None:
+        r"""The fast path of one delimiter (``Delimited(b"\r\n")``...); see above."""
+        buf = self._buf
+        delim = self._delims[0]
+        if self._prefixes and buf.endswith(self._prefixes):
+            # The held bytes end with the start of a delimiter (b"\r" for
+            # b"\r\n"), which may end in data: split the two joined, as the
+            # careful decoder always does. Rare, so the copy is too.
+            parts = b"".join((buf, data)).split(delim)
+            first = parts[0]
+        else:
+            parts = data.split(delim)
+            if len(parts) == 1:
+                return None  # no whole delimiter after all (a lone \n for b"\r\n")
+            first = b"".join((buf, parts[0])) if buf else parts[0]
+        tail = parts[-1]
+        mx = self._max_size
+        if len(buf) + len(data) > mx and (len(first) > mx or max(map(len, parts)) > mx):
+            return None  # a record may be over max_size (as in _feed_lines)
+        parts[0] = first
+        del parts[-1]
+        buf.clear()
+        if tail:
+            buf += tail
+        if self._keep:
+            parts = [p + delim for p in parts]
+        return parts
 
     # --- the general engine ------------------------------------------------------
 

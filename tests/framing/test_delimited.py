@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -774,3 +774,101 @@ def test_property_lines_strict_whatever_split(stream: bytes, data: st.DataObject
             assert feed_all(Lines(strict=True, on_eof="deliver"), parts) == lines + (
                 [tail] if tail else []
             )
+
+
+# --- the fast paths against the general engine ------------------------------------
+#
+# Without a limit or an early check, feed holds chunks that end no record (no byte
+# that ends a delimiter) and splits the others with bytes.split. The same framer
+# with an early check that accepts everything takes the general engine for every
+# byte, so both must give the same records, the same held bytes after every feed,
+# the same skip counts and the same error with the same numbers, however the
+# stream is cut and limited.
+
+
+def accept_all(head: bytes) -> str | None:
+    return None
+
+
+def trace_feeds(
+    framer: Delimited | Lines, steps: Sequence[tuple[bytes, int | None, str]]
+) -> list[object]:
+    """Feed each (chunk, limit, type) step then feed_eof; the trace of what came out."""
+    kinds = {"bytes": bytes, "bytearray": bytearray, "memoryview": memoryview}
+    trace: list[object] = []
+    try:
+        for chunk, limit, kind in steps:
+            got = framer.feed(kinds[kind](chunk), limit=limit)
+            trace.append((got, framer.buffered, framer.skipped_frames, framer.skipped_bytes))
+        trace.append(("eof", framer.feed_eof(), framer.buffered, framer.skipped_frames))
+    except FramingError as exc:
+        numbers = {k: getattr(exc, k, None) for k in ("size", "limit", "held", "expected")}
+        trace.append((type(exc), exc.messages, numbers, getattr(exc, "partial", None)))
+    return trace
+
+
+FAST_PATH_CONFIGS: dict[str, Callable[..., Delimited | Lines]] = {
+    "Lines": Lines,
+    "Lines strict": lambda **kw: Lines(strict=True, **kw),
+    "Lines keep": lambda **kw: Lines(keep_delimiter=True, **kw),
+    "Lines small": lambda **kw: Lines(max_size=12, **kw),
+    "Lines small skip": lambda **kw: Lines(max_size=12, on_oversize="skip", **kw),
+    "Lines deliver": lambda **kw: Lines(on_eof="deliver", max_size=12, **kw),
+    "CRLF": lambda **kw: Delimited(b"\r\n", **kw),
+    "CRLF keep small": lambda **kw: Delimited(b"\r\n", keep_delimiter=True, max_size=12, **kw),
+    "CRLF small skip": lambda **kw: Delimited(b"\r\n", max_size=12, on_oversize="skip", **kw),
+    "abc": lambda **kw: Delimited(b"abc", max_size=12, **kw),
+    "LF": lambda **kw: Delimited(b"\n", max_size=12, on_eof="deliver", **kw),
+    "LF or CRLF": lambda **kw: Delimited((b"\r\n", b"\n"), **kw),
+    "same last byte": lambda **kw: Delimited((b"bc", b"c"), max_size=12, **kw),
+}
+# Line-ish streams: long runs without a line ending are what the hold path sees.
+line_streams = st.lists(
+    st.sampled_from([b"a", b"b", b"c", b"\r", b"\n", b"\r\n", b"abc", b"xxxxxxxx"]), max_size=60
+).map(b"".join)
+
+
+@pytest.mark.parametrize("name", sorted(FAST_PATH_CONFIGS))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stream=line_streams, data=st.data())
+def test_fast_paths_match_general_engine(name: str, stream: bytes, data: st.DataObject) -> None:
+    make = FAST_PATH_CONFIGS[name]
+    chunks = data.draw(chunkings(stream), label="chunks")
+    steps = [
+        (
+            chunk,
+            data.draw(st.sampled_from([None, None, None, 0, 1, 2])),
+            data.draw(st.sampled_from(["bytes", "bytes", "bytearray", "memoryview"])),
+        )
+        for chunk in chunks
+    ]
+    assert trace_feeds(make(), steps) == trace_feeds(make(check=accept_all, check_size=1), steps)
+
+
+def test_hold_path_counts_held_bytes_toward_max_size() -> None:
+    framer = Lines(max_size=10)
+    assert framer.feed(b"x" * 6) == []
+    assert framer.feed(b"x" * 4) == []  # exactly max_size held: still fine
+    assert framer.buffered == 10
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"x")
+    assert (info.value.size, info.value.limit) == (11, 10)
+
+
+def test_lines_cr_held_then_lf_strips_the_crlf() -> None:
+    framer = Lines()
+    assert framer.feed(b"one\r") == []
+    assert framer.feed(b"\ntwo\n") == [b"one", b"two"]
+
+
+def test_crlf_straddling_held_bytes_and_chunk_is_found_by_the_fast_path() -> None:
+    framer = Delimited(b"\r\n")
+    assert framer.feed(b"a\r\nb\r") == [b"a"]
+    assert framer.feed(b"\nc\r\n") == [b"b", b"c"]
+    assert framer.buffered == 0
+
+
+def test_crlf_lone_lf_is_data() -> None:
+    framer = Delimited(b"\r\n")
+    assert framer.feed(b"a\nb") == []
+    assert framer.feed(b"\r\n") == [b"a\nb"]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framing.errors import FrameTooLarge, IncompleteFrame
+from framing.errors import FrameTooLarge, FramingError, IncompleteFrame
 from framing.length import ByteOrder, LengthPrefixed, Width, encode_varint
 from framing.testing import (
     assert_chunking_invariant,
@@ -280,3 +280,105 @@ def test_keeps_the_shared_framer_contract(make: Callable[[], LengthPrefixed]) ->
     # where holding the unparsed rest of the chunk is what limit means.
     # test_buffered_bounded_under_adversarial_stream checks the bound instead.
     check_framer(make, message_lists(max_size=64), max_examples=20)
+
+
+# --- The plain fast path against the general engine ---------------------------------
+#
+# LengthPrefixed.feed has a fast path for the plain fixed-width case (no offset,
+# adjustment, strip or check, no limit, no skip under way). The same framer with an
+# early check that accepts everything takes the general engine for every byte, so
+# both must give the same messages, the same held bytes after every feed, and the
+# same error with the same numbers, however the stream is cut and limited.
+
+
+def accept_all(head: bytes) -> str | None:
+    return None
+
+
+def _steps(framer: LengthPrefixed, steps: list[tuple[bytes, int | None, str]]) -> list[Any]:
+    """Feed each (chunk, limit, type) step then feed_eof; the trace of what came out."""
+    kinds = {"bytes": bytes, "bytearray": bytearray, "memoryview": memoryview}
+    trace: list[Any] = []
+    try:
+        for chunk, limit, kind in steps:
+            got = framer.feed(kinds[kind](chunk), limit=limit)
+            trace.append((got, framer.buffered, framer.skipped_frames, framer.skipped_bytes))
+        trace.append(("eof", framer.feed_eof(), framer.buffered))
+    except FramingError as exc:
+        numbers = {k: getattr(exc, k, None) for k in ("size", "limit", "held", "expected")}
+        trace.append((type(exc), exc.messages, numbers, getattr(exc, "partial", None)))
+    return trace
+
+
+PLAIN = [
+    # width, byteorder, max_size (None: the default, all the field can say), policy
+    (1, "big", None, "raise"),
+    (2, "big", None, "raise"),
+    (2, "little", None, "raise"),
+    (2, "big", 50, "raise"),
+    (2, "big", 50, "skip"),
+    (4, "big", 300, "raise"),
+    (4, "little", 50, "skip"),
+    (8, "big", 0, "skip"),
+]
+
+
+@pytest.mark.parametrize(("width", "order", "max_size", "policy"), PLAIN)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_plain_fast_path_matches_general_engine(
+    width: Width, order: ByteOrder, max_size: int | None, policy: str, data: st.DataObject
+) -> None:
+    def make(**kwargs: Any) -> LengthPrefixed:
+        return LengthPrefixed(
+            width,
+            order,
+            max_size=max_size,
+            on_oversize=policy,  # type: ignore[arg-type]
+            **kwargs,
+        )
+
+    # Bodies up to 1200 bytes: some over a max_size of 50 (and of 0), some held
+    # in a buffer over 512 bytes (the fast path cuts those another way).
+    big = LengthPrefixed(width, order, max_size=min(1200, (1 << (8 * int(width))) - 1))
+    sizes = st.binary(max_size=300) | st.binary(max_size=4) | st.binary(min_size=500, max_size=1200)
+    bodies = data.draw(st.lists(sizes, max_size=8), label="bodies")
+    stream = b"".join(big.encode(b[: big.max_size]) for b in bodies)
+    stream += data.draw(st.binary(max_size=3), label="trailing bytes")
+    chunks = data.draw(chunkings(stream), label="chunks")
+    steps = [
+        (
+            chunk,
+            data.draw(st.sampled_from([None, None, None, 0, 1, 2])),
+            data.draw(st.sampled_from(["bytes", "bytes", "bytearray", "memoryview"])),
+        )
+        for chunk in chunks
+    ]
+    assert _steps(make(), steps) == _steps(make(check=accept_all, check_size=1), steps)
+
+
+def test_plain_fast_path_holds_a_large_frame_chunk_by_chunk() -> None:
+    framer = LengthPrefixed(2)
+    frame = framer.encode(b"x" * 1000)
+    out: list[bytes] = []
+    for i in range(0, len(frame), 7):
+        out += framer.feed(frame[i : i + 7])
+        assert framer.buffered == min(i + 7, len(frame)) % len(frame)
+    assert out == [b"x" * 1000]
+
+
+def test_plain_fast_path_then_limit_resumes_the_remembered_header() -> None:
+    framer = LengthPrefixed(2)
+    wire = framer.encode(b"hello") + framer.encode(b"world")
+    assert framer.feed(wire[:4]) == []  # header read by the fast path, body pending
+    assert framer.feed(wire[4:], limit=1) == [b"hello"]
+    assert framer.detach() == framer.encode(b"world")
+
+
+def test_plain_fast_path_oversize_mid_chunk_raises_with_messages() -> None:
+    framer = LengthPrefixed(2, max_size=10)
+    wire = framer.encode(b"ok") + b"\x00\x0b" + b"y" * 11 + framer.encode(b"no")
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(wire)
+    assert info.value.messages == [b"ok"]
+    assert (info.value.size, info.value.limit) == (11, 10)
