@@ -116,7 +116,9 @@ def careful_split(framing: str) -> Contestant:
         pending: list[bytes] = []
         start = time.perf_counter_ns()
         for chunk in chunks:
-            if b"\n" not in chunk:
+            # Integer needles: CPython tries a bytes needle as an int first and
+            # clears a TypeError each time, about 250 ns a test.
+            if 10 not in chunk:  # no b"\n"
                 pending.append(chunk)
                 continue
             data = chunk
@@ -128,7 +130,7 @@ def careful_split(framing: str) -> Contestant:
             tail = lines.pop()
             if tail:
                 pending.append(tail)
-            if strip_cr and b"\r" in data:
+            if strip_cr and 13 in data:  # a b"\r" somewhere
                 lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
             frames += lines
         elapsed = time.perf_counter_ns() - start
