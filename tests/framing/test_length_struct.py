@@ -191,3 +191,16 @@ def test_header_fields_equal_constructs_own_parse(header: Struct) -> None:
     (frame,) = framer.feed(wire)
     expected = {k: v for k, v in header.parse(wire).items() if k not in ("_io", "length")}
     assert frame == Frame(expected, b"abc")
+
+
+def test_clone_of_a_busy_framer_starts_empty_and_shares_the_compiled_header() -> None:
+    framer = StructPrefixed(MAGIC_HEADER, length_field="size", length_adjustment=-5, max_size=30)
+    wire = framer.encode(Frame({"magic": b"FR", "flags": 7}, b"xyz"))
+    assert framer.feed(wire[:6]) == []  # the header parsed, the body awaited
+    twin = framer.clone()
+    assert twin.buffered == 0
+    assert twin._parse_header is framer._parse_header  # not compiled again
+    assert twin.feed(wire) == [Frame({"magic": b"FR", "flags": 7}, b"xyz")]
+    # The original is untouched by its clone's work.
+    assert framer.buffered == 6
+    assert framer.feed(wire[6:]) == [Frame({"magic": b"FR", "flags": 7}, b"xyz")]
