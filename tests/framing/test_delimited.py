@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framing.base import Framer
+from framing.base import EofPolicy, Framer
 from framing.delimited import DEFAULT_MAX_SIZE, Delimited, Lines
 from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, MalformedFrame
 from framing.fixed import FixedSize
@@ -872,3 +872,26 @@ def test_crlf_lone_lf_is_data() -> None:
     framer = Delimited(b"\r\n")
     assert framer.feed(b"a\nb") == []
     assert framer.feed(b"\r\n") == [b"a\nb"]
+
+
+@pytest.mark.parametrize("on_eof", ["raise", "deliver"])
+def test_feed_eof_inside_a_skipped_record_counts_it_and_keeps_earlier_records(
+    on_eof: EofPolicy,
+) -> None:
+    framer = Delimited(b"\r\n", max_size=5, on_oversize="skip", on_eof=on_eof)
+    # One oversize record skipped, one good record, then an oversize record cut
+    # short after a lone \r (which may begin a delimiter, so it is held).
+    stream = b"yyyyyyy\r\n" + b"a\r\n" + b"x" * 20 + b"\r"
+    assert framer.feed(stream, limit=0) == []
+    if on_eof == "raise":
+        with pytest.raises(IncompleteFrame) as info:
+            framer.feed_eof()
+        exc = info.value
+        assert exc.framer == "Delimited(b'\\r\\n', max_size=5, on_oversize='skip')"
+        assert (exc.held, exc.partial, exc.messages) == (1, b"\r", [b"a"])
+        assert "with 1 bytes of an unfinished message held" in str(exc)
+    else:
+        assert framer.feed_eof() == [b"a"]
+    # Both oversize records are counted: 7 payload bytes, then 20 + the lone \r.
+    assert (framer.skipped_frames, framer.skipped_bytes) == (2, 28)
+    assert framer.buffered == 0
