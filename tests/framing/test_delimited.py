@@ -895,3 +895,12 @@ def test_feed_eof_inside_a_skipped_record_counts_it_and_keeps_earlier_records(
     # Both oversize records are counted: 7 payload bytes, then 20 + the lone \r.
     assert (framer.skipped_frames, framer.skipped_bytes) == (2, 28)
     assert framer.buffered == 0
+
+
+def test_general_engine_skips_two_oversize_records_and_counts_both() -> None:
+    # Two delimiters other than \n and \r\n take the general engine.
+    framer = Delimited((b";", b"|"), max_size=3, on_oversize="skip")
+    assert framer.feed(b"aaaaa;bb|cccccc|d") == [b"bb"]
+    assert (framer.skipped_frames, framer.skipped_bytes) == (2, 11)
+    assert framer.buffered == 1
+    assert framer.feed(b";") == [b"d"]

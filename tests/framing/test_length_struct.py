@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 from construct import (
+    Bytes,
     Const,
     Float32l,
     Int8ub,
@@ -204,3 +205,18 @@ def test_clone_of_a_busy_framer_starts_empty_and_shares_the_compiled_header() ->
     # The original is untouched by its clone's work.
     assert framer.buffered == 6
     assert framer.feed(wire[6:]) == [Frame({"magic": b"FR", "flags": 7}, b"xyz")]
+
+
+def test_bad_header_after_a_good_frame_carries_that_frame_and_the_bytes() -> None:
+    framer = StructPrefixed(MAGIC_HEADER, length_field="size", length_adjustment=-5, max_size=30)
+    good = framer.encode(Frame({"magic": b"FR", "flags": 1}, b"ok"))
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(good + b"XX\x00\x05\x00")
+    assert info.value.messages == [Frame({"magic": b"FR", "flags": 1}, b"ok")]
+    assert "bad header 5858000500" in str(info.value)
+
+
+def test_length_field_that_is_not_a_number_is_malformed() -> None:
+    framer = StructPrefixed(Struct("length" / Bytes(2)))
+    with pytest.raises(MalformedFrame, match=r"length field is b'\\x00\\x01', not a number"):
+        framer.feed(b"\x00\x01")
