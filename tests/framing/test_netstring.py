@@ -103,6 +103,14 @@ def test_feed_endless_digits_are_not_read() -> None:
     assert "length field 111111... is already over the limit of 65536" in str(info.value)
 
 
+def test_feed_oversize_error_names_the_digits_up_to_the_overflow() -> None:
+    """The log line quotes the length field as far as it proved too large, no further."""
+    with pytest.raises(FrameTooLarge) as info:
+        Netstring(max_size=50).feed(b"607")
+    assert info.value.size == 60
+    assert "length field 60... is already over the limit of 50 bytes" in str(info.value)
+
+
 def test_feed_length_exactly_max_size_is_accepted() -> None:
     framer = Netstring(max_size=5)
     assert framer.feed(b"5:hello,") == [b"hello"]
