@@ -178,6 +178,7 @@ async def serve_echo(
     idle_timeout: float | None = None,
     message_timeout: float | None = None,
     max_connections: int | None = None,
+    max_connections_per_peer: int | None = None,
     close_on: bytes | None = None,
     quiet: bool = False,
     log: Log = _print,
@@ -193,6 +194,8 @@ async def serve_echo(
         message_timeout: close a connection that takes longer than this many
             seconds to finish a message it began (a peer trickling bytes).
         max_connections: serve at most this many connections at once.
+        max_connections_per_peer: serve at most this many connections at once
+            from one IP address; more are closed at once, with a log line.
         close_on: see :func:`echo`.
         quiet: log only the ``listening on`` line, not each connection's events.
         log: called with one line of text for each event; the first is
@@ -215,6 +218,8 @@ async def serve_echo(
         options["message_timeout"] = message_timeout
     if max_connections is not None:
         options["max_connections"] = max_connections
+    if max_connections_per_peer is not None:
+        options["max_connections_per_peer"] = max_connections_per_peer
     handler = partial(echo, close_on=close_on, log=_quiet if quiet else log)
     failure: OSError | None = None
     async with anyio.create_task_group() as tg:
@@ -261,6 +266,7 @@ def _main(args: argparse.Namespace) -> int:
             idle_timeout=args.idle_timeout,
             message_timeout=args.message_timeout,
             max_connections=args.max_connections,
+            max_connections_per_peer=args.max_connections_per_peer,
             close_on=args.close_on,
             quiet=args.quiet,
         ),
@@ -297,6 +303,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--max-connections", type=positive_int, metavar="N", help="serve at most N at once"
+    )
+    parser.add_argument(
+        "--max-connections-per-peer",
+        type=positive_int,
+        metavar="N",
+        help="serve at most N at once from one IP address",
     )
     parser.add_argument(
         "--close-on",

@@ -74,6 +74,7 @@ async def serve_dns(
     idle_timeout: float | None,
     message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     max_connections: int,
+    max_connections_per_peer: int | None = None,
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
 
@@ -91,6 +92,7 @@ async def serve_dns(
                     idle_timeout=idle_timeout,
                     message_timeout=message_timeout,
                     max_connections=max_connections,
+                    max_connections_per_peer=max_connections_per_peer,
                 )
             )
         except OSError as exc:
@@ -118,6 +120,7 @@ def _main(args: argparse.Namespace) -> int:
             idle_timeout=args.idle_timeout,
             message_timeout=args.message_timeout,
             max_connections=args.max_connections,
+            max_connections_per_peer=args.max_connections_per_peer,
         ),
         loop=args.loop,
     )
@@ -158,6 +161,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
         help="serve at most N TCP connections at once (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections-per-peer",
+        type=positive_int,
+        metavar="N",
+        help="serve at most N TCP connections at once from one IP address (default: no limit)",
     )
     add_loop_argument(parser)
     parser.set_defaults(func=_main)

@@ -210,6 +210,7 @@ async def run_dns_server(
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_connections_per_peer: int | None = None,
     max_query_size: int = DEFAULT_MAX_QUERY_SIZE,
     cache_size: int = DEFAULT_CACHE_SIZE,
     task_status: TaskStatus[DNSServerInfo] = TASK_STATUS_IGNORED,
@@ -229,6 +230,9 @@ async def run_dns_server(
         message_timeout: seconds a TCP query may take to arrive once its first
             byte has; ``None``: no limit.
         max_connections: TCP connections served at once.
+        max_connections_per_peer: TCP connections served at once from one IP
+            address (RFC 7766 6.2.2 advises a limit); ``None``: only
+            ``max_connections`` applies.
         max_query_size: the largest TCP query accepted; a larger frame closes
             its connection.
         cache_size: ready answers kept per transport.
@@ -254,6 +258,7 @@ async def run_dns_server(
                     idle_timeout=idle_timeout,
                     message_timeout=message_timeout,
                     max_connections=max_connections,
+                    max_connections_per_peer=max_connections_per_peer,
                 )
             )
             task_status.started(DNSServerInfo(host, bound, zone, tcp))

@@ -287,6 +287,24 @@ def test_max_connections_refuses_the_one_too_many(launcher: Launcher) -> None:
     assert exchange(port, [b"next"]) == b"next"
 
 
+def test_max_connections_per_peer_refuses_one_address_not_another(launcher: Launcher) -> None:
+    server, port = launcher.echo("--max-connections-per-peer", "1")
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as first:
+        first.sendall(b"one")
+        assert recv_exactly(first, 3) == b"one"
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as second:
+            assert recv_until_closed(second) == b""
+        server.wait_for(r"refused 127\.0\.0\.1:\d+: 1 connections open from this address")
+        # 127.0.0.2 is another peer on Linux's loopback: it has a slot of its own.
+        with socket.create_connection(
+            ("127.0.0.1", port), timeout=TIMEOUT, source_address=("127.0.0.2", 0)
+        ) as other:
+            other.sendall(b"two")
+            assert recv_exactly(other, 3) == b"two"
+        first.sendall(b"still served")
+        assert recv_exactly(first, 12) == b"still served"
+
+
 def test_idle_timeout_closes_a_silent_connection(launcher: Launcher) -> None:
     server, port = launcher.echo("--idle-timeout", "0.2")
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:

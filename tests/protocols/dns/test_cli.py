@@ -149,6 +149,8 @@ def test_register_adds_the_dns_subcommand() -> None:
             "1.5",
             "--max-connections",
             "3",
+            "--max-connections-per-peer",
+            "2",
             "--loop",
             "trio",
         ]
@@ -159,8 +161,9 @@ def test_register_adds_the_dns_subcommand() -> None:
         args.idle_timeout,
         args.message_timeout,
         args.max_connections,
+        args.max_connections_per_peer,
         args.loop,
-    ) == ("127.0.0.1", 0, 2.5, 1.5, 3, "trio")
+    ) == ("127.0.0.1", 0, 2.5, 1.5, 3, 2, "trio")
     assert args.zone is None
     with pytest.raises(SystemExit):
         parser.parse_args(["dns", "--port", "70000"])
