@@ -102,6 +102,8 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 1.0
 # - 32 requests in flight per pipelined connection.
 DEFAULT_MAX_IN_FLIGHT = 32
+# serve_pipelined, inline: answers held before they are written, in bytes.
+INLINE_FLUSH_SIZE = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -608,7 +610,8 @@ async def serve_pipelined(
       :meth:`~framing.stream.FramedStream.send_many` before the next read: no
       task, one system call per batch each way. ``max_in_flight`` does not
       apply; what is held at once is one read's requests (at most the stream's
-      ``receive_size`` bytes of them) and their answers.
+      ``receive_size`` bytes of them) and at most ``INLINE_FLUSH_SIZE`` (64 KiB)
+      of answers plus one: a batch of large answers is written in parts.
 
     The choice is :func:`inspect.iscoroutinefunction` (which sees through
     bound methods and :func:`functools.partial`), also applied to a callable
@@ -668,16 +671,15 @@ def _is_coroutine_function(function: Callable[..., object]) -> bool:
     )
 
 
-def _refuse_awaitables(respond: Callable[..., object], answers: list[Any]) -> None:
-    """Raise if ``respond``, called inline, turned out to return awaitables.
+def _refuse_awaitable(respond: Callable[..., object], answer: object) -> None:
+    """Raise if ``respond``, called inline, turned out to return an awaitable.
 
-    Checked on a connection's first batch only: a function that returns a
+    Checked on a connection's first answer only: a function that returns a
     coroutine does so every time, and checking once costs nothing per request.
     """
-    if answers and inspect.isawaitable(answers[0]):
-        for answer in answers:
-            if inspect.iscoroutine(answer):
-                answer.close()  # never to be awaited: say so now, not in a warning
+    if inspect.isawaitable(answer):
+        if inspect.iscoroutine(answer):
+            answer.close()  # never to be awaited: say so now, not in a warning
         raise TypeError(
             f"{respond!r} returned an awaitable, but is not a coroutine function: "
             "pass inline=False to serve_pipelined to have it awaited"
@@ -685,9 +687,14 @@ def _refuse_awaitables(respond: Callable[..., object], answers: list[Any]) -> No
 
 
 async def _answer_inline(stream: FramedStream[T], respond: Callable[[T], T | None]) -> None:
-    """The inline way of :func:`serve_pipelined`: one read, answers in order, one write."""
+    """The inline way of :func:`serve_pipelined`: one read, answers in order, one write.
+
+    Answers are encoded as they are made and written once the read's requests
+    are all answered, or sooner, as soon as ``INLINE_FLUSH_SIZE`` bytes of them
+    are ready: what is held never grows with the answers' sizes.
+    """
     receive_many = stream.receive_many
-    first = True
+    checked = False
     while True:
         # Everything read before has been answered and written, so nothing is
         # pending here: errors from receiving need no flush, only to be raised
@@ -698,32 +705,44 @@ async def _answer_inline(stream: FramedStream[T], respond: Callable[[T], T | Non
             return
         except (BrokenResourceError, ClosedResourceError):
             return  # the peer has gone, with every answer already written
-        answers: list[T] = []
-        try:
-            for request in requests:
+        encode = stream.framer.encode
+        parts: list[bytes] = []
+        held = 0
+        for index, request in enumerate(requests):
+            try:
                 answer = respond(request)
-                if answer is not None:
-                    answers.append(answer)
-        except FramingError as exc:
-            # The request broke the protocol's framing, as bytes from the peer
-            # can: like an error from receiving, answer what came before, then raise.
-            stream.stats.count_error(exc)
-            if answers:
-                await _write(stream, answers)
-            raise
-        if first:
-            first = False
-            _refuse_awaitables(respond, answers)
-        if answers and not await _write(stream, answers):
+            except FramingError as exc:
+                # The request broke the protocol's framing, as bytes from the peer
+                # can: like an error from receiving, answer what came before, then raise.
+                stream.stats.count_error(exc)
+                if parts:
+                    await _write(stream, parts)
+                raise
+            if answer is None:
+                continue
+            if not checked:
+                checked = True
+                _refuse_awaitable(respond, answer)
+            part = encode(answer)
+            parts.append(part)
+            held += len(part)
+            if held >= INLINE_FLUSH_SIZE:
+                if not await _write(stream, parts):
+                    # The requests not yet answered are dropped with it.
+                    stream.stats.messages_dropped += len(requests) - index - 1
+                    return
+                parts = []
+                held = 0
+        if parts and not await _write(stream, parts):
             return
 
 
-async def _write(stream: FramedStream[T], answers: list[T]) -> bool:
-    """Write answers in one write; if the peer has gone, count them dropped and return False."""
+async def _write(stream: FramedStream[T], parts: list[bytes]) -> bool:
+    """Write encoded answers in one write; if the peer has gone, count them dropped: False."""
     try:
-        await stream.send_many(answers)
+        await stream._send_parts(parts)  # the package's own stream
     except (BrokenResourceError, ClosedResourceError):
-        stream.stats.messages_dropped += len(answers)
+        stream.stats.messages_dropped += len(parts)
         return False
     return True
 

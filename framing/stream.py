@@ -169,8 +169,9 @@ class StreamStats:
         peak_buffered: the most bytes the framer ever held.
         errors: errors raised by receiving, by class name (``"FrameTooLarge"``,
             ``"IncompleteFrame"``, ``"IdleTimeout"``...).
-        messages_dropped: responses discarded because the peer had gone (counted
-            by :func:`framing.server.serve_pipelined`).
+        messages_dropped: responses discarded, or requests left unanswered,
+            because the peer had gone (counted by
+            :func:`framing.server.serve_pipelined`).
     """
 
     messages_in: int = 0
@@ -755,13 +756,22 @@ class FramedStream(ObjectStream[T], Generic[T]):
         Nothing is sent when one of them cannot be encoded. Raises as
         :meth:`send` does; an empty iterable sends nothing.
         """
+        if self._closed:
+            raise ClosedResourceError
+        encode = self.framer.encode
+        parts = [encode(message) for message in messages]
+        if parts:
+            await self._send_parts(parts)
+
+    async def _send_parts(self, parts: list[bytes]) -> None:
+        """Write messages already encoded by this stream's framer, in one write.
+
+        :meth:`send_many` after encoding; :mod:`framing.server` uses it to
+        write answers it encoded as they were made.
+        """
         with self._send_guard:
             if self._closed:
                 raise ClosedResourceError
-            encode = self.framer.encode
-            parts = [encode(message) for message in messages]
-            if not parts:
-                return
             data = b"".join(parts)
             await self._send(data)
             stats = self.stats

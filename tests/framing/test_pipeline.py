@@ -17,7 +17,7 @@ import pytest
 
 from framing.errors import FrameTooLarge, MalformedFrame
 from framing.length import LengthPrefixed
-from framing.server import serve, serve_pipelined
+from framing.server import INLINE_FLUSH_SIZE, serve, serve_pipelined
 from framing.stream import FramedStream, IdleTimeout
 from tests.framing.transports import memory_pair, stream_pair, until
 
@@ -272,6 +272,33 @@ async def test_inline_answers_each_read_with_one_write() -> None:
                 answers, writes = await read_writes(a, lp(), len(requests))
                 assert (answers, writes) == ([r.upper() for r in requests], 1)
             await a.send_eof()
+
+
+async def test_inline_large_answers_are_written_in_bounded_parts() -> None:
+    """Tiny requests with large answers: written as they pass INLINE_FLUSH_SIZE, not all held."""
+    requests = [b"q%02d" % i for i in range(40)]  # 160 bytes asking for 600 KB
+
+    def big(request: bytes) -> bytes:
+        return request * 5000
+
+    with anyio.fail_after(10):
+        a, b = memory_pair()
+        server = FramedStream(b, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve_pipelined, server, big)
+            await FramedStream(a, lp()).send_many(requests)  # one write: one read
+            framer = lp()
+            answers: list[bytes] = []
+            writes: list[int] = []
+            while len(answers) < len(requests):
+                chunk = await a.receive(1 << 20)  # one chunk: one write of the server's
+                writes.append(len(chunk))
+                answers.extend(framer.feed(chunk))
+            await a.send_eof()
+        assert answers == [big(r) for r in requests]
+        assert len(writes) > 1
+        assert max(writes) <= INLINE_FLUSH_SIZE + 2 + 15_000
+        assert (server.stats.messages_out, server.stats.bytes_out) == (40, sum(writes))
 
 
 async def test_inline_none_means_no_reply() -> None:
