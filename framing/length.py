@@ -938,14 +938,16 @@ def _plain_fields(
     """Names and one ``struct`` reader for a header of named integer/float fields only.
 
     Returns ``((), None)`` when the header holds anything else (constants,
-    padding, nested structs, 3-byte integers...) or mixes byte orders: construct
-    parses those.
+    padding, nested structs, 3-byte integers, private ``_``-named fields, which
+    :class:`Frame` hides...) or mixes byte orders: construct parses those.
     """
     names: list[str] = []
     formats: list[str] = []
     for sub in getattr(header, "subcons", ()):
         inner = getattr(sub, "subcon", None)
         if not isinstance(sub, Renamed) or type(inner) is not FormatField or not sub.name:
+            return (), None
+        if sub.name.startswith("_"):
             return (), None
         names.append(sub.name)
         formats.append(sub.subcon.fmtstr)
@@ -1018,6 +1020,10 @@ class StructPrefixed(_Prefixed[Frame]):
             size = int(header.sizeof())
         except ConstructError as exc:
             raise ValueError(f"the header struct must have a fixed size: {exc}") from exc
+        if size < 1:
+            # The engine reads a 0-byte header as "not here yet": it would hold
+            # every byte fed and never deliver a frame.
+            raise ValueError("the header struct must be at least 1 byte long, not 0")
         fields = {sub.name: sub for sub in getattr(header, "subcons", ())}
         if length_field not in fields:
             raise ValueError(f"the header struct has no field named {length_field!r}")
@@ -1097,7 +1103,10 @@ class StructPrefixed(_Prefixed[Frame]):
                 f"bad header {raw.hex()}: {str(exc) or type(exc).__name__}",
                 messages=done,
             ) from exc
-        return self._found({k: v for k, v in parsed.items() if not k.startswith("_")}, done)
+        # Private keys are hidden, but a private length field is the length.
+        name = self._field_name
+        fields = {k: v for k, v in parsed.items() if k == name or not k.startswith("_")}
+        return self._found(fields, done)
 
     def _found(self, fields: dict[str, Any], done: list[Frame]) -> tuple[int, int]:
         """Take the length out of a parsed header; remember the rest for the frame."""
