@@ -687,7 +687,7 @@ def _refuse_awaitable(respond: Callable[..., object], answer: object) -> None:
 
 
 async def _answer_inline(stream: FramedStream[T], respond: Callable[[T], T | None]) -> None:
-    """The inline way of :func:`serve_pipelined`: one read, answers in order, one write.
+    """The inline way of :func:`serve_pipelined`: one read, answers in order, written together.
 
     Answers are encoded as they are made and written once the read's requests
     are all answered, or sooner, as soon as ``INLINE_FLUSH_SIZE`` bytes of them

@@ -126,17 +126,6 @@ def _length_case(o: bytes) -> FramerCase:
     max_size = _pick(_SIZES, o[5])
     on_oversize: OversizePolicy = "skip" if o[6] & 1 else "raise"
     check, check_size = _check_args(o)
-    LengthPrefixed(  # validate once; ValueError ends the input
-        width,
-        order,
-        max_size=max_size,
-        length_offset=offset,
-        length_adjustment=adjust,
-        strip=strip,
-        on_oversize=on_oversize,
-        check=check,
-        check_size=check_size,
-    )
 
     def make() -> Framer[Any]:
         return LengthPrefixed(
@@ -151,6 +140,7 @@ def _length_case(o: bytes) -> FramerCase:
             check_size=check_size,
         )
 
+    make()  # validate once; ValueError ends the input
     head = offset + (10 if width == "varint" else int(width))
     return FramerCase(make, head + max(check_size, 0), round_trip=True)
 

@@ -50,6 +50,15 @@ IDLE_TIMEOUT = 1.5
 #: Their connection limit (the slowloris attack stays under it, so the good
 #: client gets a slot; the limit's own behaviour is the server's tests' job).
 MAX_CONNECTIONS = 400
+#: Those limits, as both servers' command lines take them.
+LIMIT_ARGS = (
+    "--idle-timeout",
+    str(IDLE_TIMEOUT),
+    "--message-timeout",
+    str(IDLE_TIMEOUT),
+    "--max-connections",
+    str(MAX_CONNECTIONS),
+)
 
 _PORT_LINE = re.compile(rb"(?:listening on \S*?:(\d+))|(?:port (\d+))")
 
@@ -209,12 +218,7 @@ def echo_server(spec: str, loop: str, *extra: str) -> Server:
         "0",
         "--framing",
         spec,
-        "--idle-timeout",
-        str(IDLE_TIMEOUT),
-        "--message-timeout",
-        str(IDLE_TIMEOUT),
-        "--max-connections",
-        str(MAX_CONNECTIONS),
+        *LIMIT_ARGS,
         "--loop",
         loop,
         "--quiet",
@@ -232,12 +236,7 @@ def dns_server(loop: str) -> Server:
         "127.0.0.1",
         "--port",
         "0",
-        "--idle-timeout",
-        str(IDLE_TIMEOUT),
-        "--message-timeout",
-        str(IDLE_TIMEOUT),
-        "--max-connections",
-        str(MAX_CONNECTIONS),
+        *LIMIT_ARGS,
         "--loop",
         loop,
     ]

@@ -12,6 +12,7 @@ from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, Malform
 from framing.fixed import FixedSize
 from framing.netstring import Netstring
 from framing.testing import assert_chunking_invariant, chunkings, feed_chunks, split_at
+from tests.framing.traces import draw_steps, trace_feeds
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -790,23 +791,6 @@ def accept_all(head: bytes) -> str | None:
     return None
 
 
-def trace_feeds(
-    framer: Delimited | Lines, steps: Sequence[tuple[bytes, int | None, str]]
-) -> list[object]:
-    """Feed each (chunk, limit, type) step then feed_eof; the trace of what came out."""
-    kinds = {"bytes": bytes, "bytearray": bytearray, "memoryview": memoryview}
-    trace: list[object] = []
-    try:
-        for chunk, limit, kind in steps:
-            got = framer.feed(kinds[kind](chunk), limit=limit)
-            trace.append((got, framer.buffered, framer.skipped_frames, framer.skipped_bytes))
-        trace.append(("eof", framer.feed_eof(), framer.buffered, framer.skipped_frames))
-    except FramingError as exc:
-        numbers = {k: getattr(exc, k, None) for k in ("size", "limit", "held", "expected")}
-        trace.append((type(exc), exc.messages, numbers, getattr(exc, "partial", None)))
-    return trace
-
-
 FAST_PATH_CONFIGS: dict[str, Callable[..., Delimited | Lines]] = {
     "Lines": Lines,
     "Lines strict": lambda **kw: Lines(strict=True, **kw),
@@ -833,15 +817,7 @@ line_streams = st.lists(
 @given(stream=line_streams, data=st.data())
 def test_fast_paths_match_general_engine(name: str, stream: bytes, data: st.DataObject) -> None:
     make = FAST_PATH_CONFIGS[name]
-    chunks = data.draw(chunkings(stream), label="chunks")
-    steps = [
-        (
-            chunk,
-            data.draw(st.sampled_from([None, None, None, 0, 1, 2])),
-            data.draw(st.sampled_from(["bytes", "bytes", "bytearray", "memoryview"])),
-        )
-        for chunk in chunks
-    ]
+    steps = draw_steps(data, data.draw(chunkings(stream), label="chunks"))
     assert trace_feeds(make(), steps) == trace_feeds(make(check=accept_all, check_size=1), steps)
 
 

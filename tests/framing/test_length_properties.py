@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from framing.errors import FrameTooLarge, FramingError, IncompleteFrame
+from framing.errors import FrameTooLarge, IncompleteFrame
 from framing.length import ByteOrder, LengthPrefixed, Width, encode_varint
 from framing.testing import (
     assert_chunking_invariant,
@@ -20,6 +20,7 @@ from framing.testing import (
     message_lists,
     split_at,
 )
+from tests.framing.traces import draw_steps, trace_feeds
 
 MAX = 40  # small, so that messages exactly at max_size are drawn often
 
@@ -295,21 +296,6 @@ def accept_all(head: bytes) -> str | None:
     return None
 
 
-def _steps(framer: LengthPrefixed, steps: list[tuple[bytes, int | None, str]]) -> list[Any]:
-    """Feed each (chunk, limit, type) step then feed_eof; the trace of what came out."""
-    kinds = {"bytes": bytes, "bytearray": bytearray, "memoryview": memoryview}
-    trace: list[Any] = []
-    try:
-        for chunk, limit, kind in steps:
-            got = framer.feed(kinds[kind](chunk), limit=limit)
-            trace.append((got, framer.buffered, framer.skipped_frames, framer.skipped_bytes))
-        trace.append(("eof", framer.feed_eof(), framer.buffered))
-    except FramingError as exc:
-        numbers = {k: getattr(exc, k, None) for k in ("size", "limit", "held", "expected")}
-        trace.append((type(exc), exc.messages, numbers, getattr(exc, "partial", None)))
-    return trace
-
-
 PLAIN = [
     # width, byteorder, max_size (None: the default, all the field can say), policy
     (1, "big", None, "raise"),
@@ -345,16 +331,8 @@ def test_plain_fast_path_matches_general_engine(
     bodies = data.draw(st.lists(sizes, max_size=8), label="bodies")
     stream = b"".join(big.encode(b[: big.max_size]) for b in bodies)
     stream += data.draw(st.binary(max_size=3), label="trailing bytes")
-    chunks = data.draw(chunkings(stream), label="chunks")
-    steps = [
-        (
-            chunk,
-            data.draw(st.sampled_from([None, None, None, 0, 1, 2])),
-            data.draw(st.sampled_from(["bytes", "bytes", "bytearray", "memoryview"])),
-        )
-        for chunk in chunks
-    ]
-    assert _steps(make(), steps) == _steps(make(check=accept_all, check_size=1), steps)
+    steps = draw_steps(data, data.draw(chunkings(stream), label="chunks"))
+    assert trace_feeds(make(), steps) == trace_feeds(make(check=accept_all, check_size=1), steps)
 
 
 def test_plain_fast_path_holds_a_large_frame_chunk_by_chunk() -> None:
