@@ -7,7 +7,18 @@ back; :class:`FramedStream` puts any of them on any anyio byte stream, and
 
 from framing.base import Framer
 from framing.delimited import Delimited, Lines
-from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, MalformedFrame
+from framing.errors import (
+    BufferBudgetExceeded,
+    EncodeError,
+    FrameTooLarge,
+    FramingError,
+    IdleTimeout,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTimeout,
+    MessageTooLarge,
+    ReceiveTimeout,
+)
 from framing.fixed import FixedSize
 from framing.length import Frame, LengthPrefixed, StructPrefixed
 from framing.netstring import Netstring
@@ -15,11 +26,7 @@ from framing.raw import Raw
 from framing.server import ServerInfo, ServerStats, serve, serve_pipelined, serve_unix
 from framing.stream import (
     BufferBudget,
-    BufferBudgetExceeded,
     FramedStream,
-    IdleTimeout,
-    MessageTimeout,
-    ReceiveTimeout,
     StreamStats,
     connect,
     connect_unix,
@@ -31,6 +38,7 @@ __all__ = [
     "BufferBudget",
     "BufferBudgetExceeded",
     "Delimited",
+    "EncodeError",
     "FixedSize",
     "Frame",
     "FrameTooLarge",
@@ -43,6 +51,7 @@ __all__ = [
     "Lines",
     "MalformedFrame",
     "MessageTimeout",
+    "MessageTooLarge",
     "Netstring",
     "Raw",
     "ReceiveTimeout",

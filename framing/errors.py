@@ -1,17 +1,36 @@
-"""The errors a framer raises, all under one base class.
+"""Every error the package raises on purpose, in one tree, sorted by whose fault it is.
 
 ::
 
-    FramingError                 the peer broke the framing; end that connection
-     +-- FrameTooLarge           a message over max_size (or over what a header can carry)
-     +-- IncompleteFrame         the stream ended inside a message
-     +-- MalformedFrame          bytes that cannot be a valid header or delimiter
+    Exception
+     +-- FramingError                the PEER broke the framing: end that connection
+     |    +-- FrameTooLarge          a message over max_size (or over what a header can carry)
+     |    +-- IncompleteFrame        the stream ended inside a message
+     |    +-- MalformedFrame         bytes that cannot be a valid header or delimiter
+     |    +-- BufferBudgetExceeded   the connections sharing a BufferBudget hold too much
+     +-- TimeoutError (builtin)
+     |    +-- ReceiveTimeout         the PEER was too slow; the stream is still usable
+     |         +-- IdleTimeout       no byte arrived within idle_timeout
+     |         +-- MessageTimeout    a begun message was not finished within message_timeout
+     +-- ValueError (builtin)
+          +-- EncodeError            the CALLER asked for something that cannot be framed
+               +-- MessageTooLarge   a message over max_size, or more than the header can express
 
-The promise, as h11 makes it for HTTP: whatever bytes a framer is fed, it either
-returns messages or raises a :class:`FramingError`. Any other exception is a bug.
+The split is h11's (``RemoteProtocolError`` against ``LocalProtocolError``):
+
+- **The peer's faults** come from ``feed`` and from receiving. A server logs
+  each as one INFO line, closes that connection and serves everyone else. The
+  promise, as h11 makes it for HTTP: whatever bytes a framer is fed, it either
+  returns messages or raises a :class:`FramingError`. Any other exception from
+  ``feed`` is a bug.
+- **The caller's faults** come from ``encode`` and from sending: a message over
+  ``max_size``, one that contains the delimiter, one of the wrong size, a
+  ``str`` where bytes were due. Nothing is written. Inside a server's handler
+  that is a bug in the handler, so a server logs it at ERROR with its
+  traceback and counts it apart from the peers' errors.
 
 Every error names the framer (its ``repr``) and the numbers, so that a log line
-alone tells what the peer did wrong. An error raised by ``feed`` also carries, in
+alone tells what happened. An error raised by ``feed`` also carries, in
 :attr:`FramingError.messages`, the messages that the same call completed before
 the fault, so nothing a peer sent correctly is lost.
 """
@@ -20,14 +39,26 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FrameTooLarge", "FramingError", "IncompleteFrame", "MalformedFrame"]
+__all__ = [
+    "BufferBudgetExceeded",
+    "EncodeError",
+    "FrameTooLarge",
+    "FramingError",
+    "IdleTimeout",
+    "IncompleteFrame",
+    "MalformedFrame",
+    "MessageTimeout",
+    "MessageTooLarge",
+    "ReceiveTimeout",
+]
 
 
 class FramingError(Exception):
-    """Base class: the byte stream does not follow the framing.
+    """Base class of the peer's faults: the byte stream does not follow the framing.
 
     Attributes:
         framer: ``repr`` of the framer that raised, such as ``"LengthPrefixed(width=2)"``.
+        detail: what was wrong, with the numbers.
         messages: the messages completed by the same ``feed`` call before the fault,
             in order; deliver them before acting on the error.
     """
@@ -40,11 +71,10 @@ class FramingError(Exception):
 
 
 class FrameTooLarge(FramingError):
-    """A message is larger than the framer's limit.
+    """The peer announced or sent a message larger than the framer's limit.
 
     Raised by ``feed`` as soon as the size is known to be too large (from a header,
-    or from bytes arriving without a delimiter), before the bytes are held; raised
-    by ``encode`` for a message the header cannot express or over ``max_size``.
+    or from bytes arriving without a delimiter), before the bytes are held.
 
     Attributes:
         size: the size announced or seen so far, in payload bytes (at least this many).
@@ -105,3 +135,85 @@ class MalformedFrame(FramingError):
     def __init__(self, framer: str, reason: str, *, messages: list[Any] | None = None) -> None:
         super().__init__(framer, reason, messages=messages)
         self.reason = reason
+
+
+class BufferBudgetExceeded(FramingError):
+    """Holding more bytes would take a shared ``BufferBudget`` over its limit.
+
+    Raised by the receive whose read took the total over the limit; that stream
+    is the one to close (the policy: the connection that would exceed the budget
+    is cut, the others keep going).
+
+    Attributes:
+        held: bytes this stream's framer held after the read.
+        total: bytes held by every stream sharing the budget, this one included.
+        limit: the budget's limit.
+    """
+
+    def __init__(self, framer: str, held: int, total: int, limit: int) -> None:
+        detail = (
+            f"holding {held} bytes takes all connections together to {total} bytes, "
+            f"over the budget of {limit} bytes"
+        )
+        super().__init__(framer, detail)
+        self.held = held
+        self.total = total
+        self.limit = limit
+
+
+class ReceiveTimeout(TimeoutError):
+    """A receive gave up waiting for the peer (RFC 7766 6.2.3's timeouts).
+
+    The wait was cancelled cleanly: no byte was lost and the stream is still
+    usable (a server closes it; a client may carry on).
+
+    Attributes:
+        timeout: the limit that expired, in seconds.
+        held: bytes of an unfinished message held when it expired (0 when none).
+    """
+
+    def __init__(self, detail: str, *, timeout: float, held: int) -> None:
+        super().__init__(detail)
+        self.timeout = timeout
+        self.held = held
+
+
+class IdleTimeout(ReceiveTimeout):
+    """No byte at all arrived within ``idle_timeout`` seconds, whatever the framer held."""
+
+
+class MessageTimeout(ReceiveTimeout):
+    """A message was begun but not finished within ``message_timeout`` seconds."""
+
+
+class EncodeError(ValueError):
+    """Base class of the caller's faults: a message that this framing cannot carry.
+
+    Raised by ``encode`` and so by ``send`` and ``send_many``, before anything
+    is written. It is a :class:`ValueError`, never a :class:`FramingError`: the
+    peer did nothing wrong.
+
+    Attributes:
+        framer: ``repr`` of the framer that refused.
+        detail: why, with the numbers.
+    """
+
+    def __init__(self, framer: str, detail: str) -> None:
+        super().__init__(f"{framer}: {detail}")
+        self.framer = framer
+        self.detail = detail
+
+
+class MessageTooLarge(EncodeError):
+    """A message over the framer's ``max_size``, or more than its header can express.
+
+    Attributes:
+        size: the message's size in bytes.
+        limit: the largest size the framer can send.
+    """
+
+    def __init__(self, framer: str, size: int, limit: int, *, detail: str | None = None) -> None:
+        text = detail or f"cannot encode a message of {size} bytes: the limit is {limit} bytes"
+        super().__init__(framer, text)
+        self.size = size
+        self.limit = limit

@@ -13,16 +13,9 @@ r"""The anyio adapter: any framer on any anyio byte stream, as an object stream 
 for anyio's streams works with it. :func:`connect` and :func:`connect_unix` open
 a connection and wrap it; :mod:`framing.server` accepts them.
 
-Besides the framers' own :class:`~framing.FramingError` tree, receiving can raise:
-
-::
-
-    TimeoutError                        (builtin)
-     +-- ReceiveTimeout                 the peer was too slow; the stream is still usable
-          +-- IdleTimeout               no message began within idle_timeout
-          +-- MessageTimeout            a message begun was not finished within message_timeout
-    FramingError
-     +-- BufferBudgetExceeded           the streams sharing a BufferBudget hold too much
+Receiving raises the peer's faults (:class:`~framing.FramingError`, the
+:class:`~framing.ReceiveTimeout` family); sending raises the caller's
+(:class:`~framing.EncodeError`). :mod:`framing.errors` draws the whole tree.
 """
 
 from __future__ import annotations
@@ -51,7 +44,13 @@ from anyio.abc import ByteStream, ObjectStream, SocketAttribute, SocketStream
 from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
 
 from framing.base import BytesLike, Framer
-from framing.errors import FramingError
+from framing.errors import (
+    BufferBudgetExceeded,
+    FramingError,
+    IdleTimeout,
+    MessageTimeout,
+    ReceiveTimeout,
+)
 
 __all__ = [
     "BufferBudget",
@@ -72,55 +71,6 @@ U = TypeVar("U")
 # at most and what a loopback read usually gets under load: big enough that a
 # busy peer's messages arrive in few reads, small enough to hold per connection.
 DEFAULT_RECEIVE_SIZE = 65536
-
-
-class ReceiveTimeout(TimeoutError):
-    """A receive gave up waiting for the peer (RFC 7766 6.2.3's timeouts).
-
-    The wait was cancelled cleanly: no byte was lost and the stream is still
-    usable (a server closes it; a client may carry on).
-
-    Attributes:
-        timeout: the limit that expired, in seconds.
-        held: bytes of an unfinished message held when it expired (0 when idle).
-    """
-
-    def __init__(self, detail: str, *, timeout: float, held: int) -> None:
-        super().__init__(detail)
-        self.timeout = timeout
-        self.held = held
-
-
-class IdleTimeout(ReceiveTimeout):
-    """No byte of a new message arrived within ``idle_timeout`` seconds."""
-
-
-class MessageTimeout(ReceiveTimeout):
-    """A message was begun but not finished within ``message_timeout`` seconds."""
-
-
-class BufferBudgetExceeded(FramingError):
-    """Holding more bytes would take a shared :class:`BufferBudget` over its limit.
-
-    Raised by the receive whose read took the total over the limit; that stream
-    is the one to close (the policy: the connection that would exceed the budget
-    is cut, the others keep going).
-
-    Attributes:
-        held: bytes this stream's framer held after the read.
-        total: bytes held by every stream sharing the budget, this one included.
-        limit: the budget's limit.
-    """
-
-    def __init__(self, framer: str, held: int, total: int, limit: int) -> None:
-        detail = (
-            f"holding {held} bytes takes all connections together to {total} bytes, "
-            f"over the budget of {limit} bytes"
-        )
-        super().__init__(framer, detail)
-        self.held = held
-        self.total = total
-        self.limit = limit
 
 
 @final
