@@ -22,8 +22,9 @@ from framing.errors import (
 from framing.fixed import FixedSize
 from framing.length import Frame, LengthPrefixed, StructPrefixed
 from framing.netstring import Netstring
+from framing.pipeline import serve_pipelined
 from framing.raw import Raw
-from framing.server import ServerInfo, ServerStats, serve, serve_pipelined, serve_unix
+from framing.server import ServerInfo, ServerStats, serve, serve_unix
 from framing.stream import (
     BufferBudget,
     FramedStream,

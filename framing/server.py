@@ -1,18 +1,21 @@
-"""Serving framed connections: :func:`serve`, :func:`serve_unix` and :func:`serve_pipelined`.
+"""Serving framed connections: :func:`serve` and :func:`serve_unix`.
 
 ::
 
-    listeners (IPv4, IPv6, Unix)        one accept loop each
-        | accept
+    listeners (IPv4, IPv6, Unix)        one accept loop each; out of descriptors?
+        | accept                        close what cannot be served, at once
         v
-    governance      over max_connections (total, or per peer address)? close at once, count refused
+    governance      table full (in all, or for this peer's address)? shed the
+        |           connection that has waited longest for its next byte; refuse
+        |           only when every connection is busy
         | a task per connection
         v
     handler(FramedStream)               framer.clone(), timeouts, a shared BufferBudget
         | returns or raises
         v
-    close; a FramingError or timeout is one log line ("framing.server"), other
-    exceptions a traceback; the server and the other connections carry on
+    close; the peer's fault (FramingError, ReceiveTimeout) is one INFO line on
+    "framing.server"; the handler's own (anything else, an EncodeError included)
+    an ERROR with its traceback; the server and the other connections carry on
 
 Start a server on port 0 and learn where it listens::
 
@@ -21,6 +24,24 @@ Start a server on port 0 and learn where it listens::
         print(server.port, server.addresses)
         ...
         tg.cancel_scope.cancel()        # graceful shutdown
+
+Load shedding. When ``max_connections`` (or ``max_connections_per_peer``) are
+open, a newcomer is not refused while some connection sits idle or stalled:
+the connection that has waited longest for its next byte (a receive pending,
+nothing being answered or written: :attr:`FramedStream.waiting_since`) is
+closed, logged and counted in :attr:`ServerStats.connections_shed`, and the
+newcomer is served. RFC 7766 6.2.3 allows a DNS server under load to close
+idle connections early; unbound instead shrinks its idle timeout as its table
+fills, which still refuses newcomers while a slowloris holds every slot for
+the shrunken timeout. Only when every open connection is busy is a newcomer
+refused (closed at once, counted in ``connections_refused``).
+
+Out of file descriptors. ``serve`` keeps one descriptor in reserve. When
+accepting fails for want of descriptors, it gives the reserve back, accepts
+and closes at once every connection waiting in the backlog (the clients see
+an end of stream instead of waiting until they give up), counts them as
+refused, and takes the reserve again, as nginx and libev do. The condition is
+logged at most once a second, with its reason.
 
 On cancellation the listeners close at once; a connection waiting between
 messages sees the end of the stream (its ``async for`` ends), one inside a
@@ -33,19 +54,24 @@ re-raising the cancellation) only when no task or socket of it is left.
 TLS, by a cancel scope around each wait between messages. With the former, a
 message whose first bytes were read at the very moment of shutdown may end in
 :class:`~framing.IncompleteFrame` instead.)
+
+On asyncio and uvloop, TCP and Unix connections are accepted on the listening
+socket directly and served by :mod:`framing.transport`; on trio, and for
+listeners that are not sockets, by anyio's own streams.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
+import errno
 import logging
 import math
 import os
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar, cast, final, overload
+from typing import Any, TypeVar, final
 
 import anyio
 from anyio import (
@@ -66,19 +92,12 @@ from anyio.abc import (
 from anyio.streams.stapled import MultiListener
 from anyio.streams.tls import TLSStream
 
+from framing import transport
 from framing.base import Framer
-from framing.errors import FramingError
-from framing.stream import (
-    DEFAULT_RECEIVE_SIZE,
-    BufferBudget,
-    FramedStream,
-    IdleTimeout,
-    ReceiveTimeout,
-    StreamStats,
-    pause_unread_transport,
-)
+from framing.errors import FramingError, ReceiveTimeout
+from framing.stream import DEFAULT_RECEIVE_SIZE, BufferBudget, FramedStream, StreamStats
 
-__all__ = ["ServerInfo", "ServerStats", "serve", "serve_pipelined", "serve_unix"]
+__all__ = ["ServerInfo", "ServerStats", "serve", "serve_unix"]
 
 T = TypeVar("T")
 
@@ -100,10 +119,11 @@ DEFAULT_GRACE_PERIOD = 5.0
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 # - 1 s to close a connection politely (TLS close_notify) before aborting it.
 CLOSE_TIMEOUT = 1.0
-# - 32 requests in flight per pipelined connection.
-DEFAULT_MAX_IN_FLIGHT = 32
-# serve_pipelined, inline: answers held before they are written, in bytes.
-INLINE_FLUSH_SIZE = 64 * 1024
+# - a condition that repeats (out of descriptors) is logged once a second at most.
+LOG_INTERVAL = 1.0
+
+# accept() errors that mean "no resources to take this connection now".
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,26 +135,33 @@ class ServerStats:
     Attributes:
         connections_open: connections being served now.
         connections_accepted: connections accepted and served, in all.
-        connections_refused: connections closed at once for a limit.
+        connections_refused: connections closed at once, unserved: every open
+            one busy at a limit, or no descriptor left to serve them.
+        connections_shed: connections closed, under load, to serve a newcomer
+            (each had waited longest for its next byte).
         messages_in: messages received, by all connections.
         messages_out: messages sent.
         bytes_in: bytes read.
         bytes_out: bytes written.
         messages_dropped: responses dropped because the peer had gone.
-        errors: errors that ended connections' receiving, by class name
+        errors: the peers' faults that ended connections, by class name
             (``"FrameTooLarge"``, ``"IdleTimeout"``, ``"TLSHandshakeFailed"``...).
+        handler_errors: connections whose handler raised an exception of its own
+            (a bug: logged with its traceback), an ``EncodeError`` included.
         peak_buffered: the most bytes held by all framers together.
     """
 
     connections_open: int = 0
     connections_accepted: int = 0
     connections_refused: int = 0
+    connections_shed: int = 0
     messages_in: int = 0
     messages_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
     messages_dropped: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    handler_errors: int = 0
     peak_buffered: int = 0
 
 
@@ -153,18 +180,15 @@ class ServerInfo:
     """
 
     def __init__(
-        self, addresses: list[tuple[str, int]], paths: list[str], *, budget: BufferBudget
+        self,
+        addresses: list[tuple[str, int]],
+        paths: list[str],
+        *,
+        stats: Callable[[], ServerStats],
     ) -> None:
         self.addresses = addresses
         self.paths = paths
-        self._budget = budget
-        self._open: set[FramedStream[Any]] = set()
-        self._per_peer: dict[str, int] = {}
-        self._connections = 0
-        self._accepted = 0
-        self._refused = 0
-        self._closed_totals = StreamStats()
-        self._errors: dict[str, int] = {}
+        self._stats = stats
 
     def __repr__(self) -> str:
         where = [f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in self.addresses]
@@ -184,29 +208,21 @@ class ServerInfo:
     @property
     def stats(self) -> ServerStats:
         """A snapshot of the counters, summed over all connections, open and closed."""
-        sums = {name: getattr(self._closed_totals, name) for name in _SUMMED}
-        errors = dict(self._errors)
-        for stream in self._open:
-            for name in _SUMMED:
-                sums[name] += getattr(stream.stats, name)
-            for kind, count in stream.stats.errors.items():
-                errors[kind] = errors.get(kind, 0) + count
-        return ServerStats(
-            connections_open=self._connections,
-            connections_accepted=self._accepted,
-            connections_refused=self._refused,
-            errors=errors,
-            peak_buffered=self._budget.peak,
-            **sums,
-        )
+        return self._stats()
 
-    def _retire(self, stream: FramedStream[Any]) -> None:
-        self._open.discard(stream)
-        totals = self._closed_totals
-        for name in _SUMMED:
-            setattr(totals, name, getattr(totals, name) + getattr(stream.stats, name))
-        for kind, count in stream.stats.errors.items():
-            self._errors[kind] = self._errors.get(kind, 0) + count
+
+@final
+class _Connection:
+    """One served connection, as the server's table knows it."""
+
+    __slots__ = ("address", "peer", "scope", "shed", "stream")
+
+    def __init__(self, peer: str, address: str | None) -> None:
+        self.peer = peer
+        self.address = address
+        self.scope = CancelScope(shield=True)  # cancelled to shed it, or after the grace period
+        self.stream: FramedStream[Any] | None = None
+        self.shed = False
 
 
 def _peer_of(stream: ByteStream) -> tuple[str, str | None]:
@@ -215,6 +231,10 @@ def _peer_of(stream: ByteStream) -> tuple[str, str | None]:
         address = stream.extra(SocketAttribute.remote_address)
     except anyio.TypedAttributeLookupError:
         return "unknown peer", None
+    return _describe_peer(address)
+
+
+def _describe_peer(address: Any) -> tuple[str, str | None]:
     if isinstance(address, tuple):
         host, port = address[0], address[1]
         return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
@@ -227,6 +247,49 @@ def _flatten(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+def _os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind ``exc`` (anyio on trio wraps it in BrokenResourceError)."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:
+        if isinstance(current, OSError) and current.errno is not None:
+            return current
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why accepting failed, never blank: errno name and text, or the exception's repr."""
+    error = _os_error(exc)
+    if error is not None and error.errno is not None:
+        return f"{errno.errorcode.get(error.errno, error.errno)}: {os.strerror(error.errno)}"
+    return str(exc) or repr(exc)
+
+
+@final
+class _RateLimitedLog:
+    """Log a repeating condition at most once per ``LOG_INTERVAL``, with how often it recurred."""
+
+    __slots__ = ("last", "suppressed")
+
+    def __init__(self) -> None:
+        self.last = -math.inf
+        self.suppressed = 0
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        now = anyio.current_time()
+        if now - self.last < LOG_INTERVAL:
+            self.suppressed += 1
+            return
+        if self.suppressed:
+            message += " (and %d times more since the last report)"
+            args = (*args, self.suppressed)
+        self.last = now
+        self.suppressed = 0
+        logger.log(level, message, *args)
+
+
 class _Server:
     """The running state of one :func:`serve` call."""
 
@@ -234,7 +297,6 @@ class _Server:
         self,
         handler: Handler[Any],
         framer: Framer[Any],
-        info: ServerInfo,
         *,
         ssl_context: ssl.SSLContext | None,
         tls_standard_compatible: bool,
@@ -244,10 +306,10 @@ class _Server:
         receive_size: int,
         max_connections: int,
         max_connections_per_peer: int | None,
+        max_buffered_total: int,
     ) -> None:
         self.handler = handler
         self.framer = framer
-        self.info = info
         self.ssl_context = ssl_context
         self.tls_standard_compatible = tls_standard_compatible
         self.handshake_timeout = handshake_timeout
@@ -256,100 +318,258 @@ class _Server:
         self.receive_size = receive_size
         self.max_connections = max_connections
         self.max_connections_per_peer = max_connections_per_peer
-        # One shielded scope per connection: cancelled only after the grace period.
-        self.scopes: set[CancelScope] = set()
+        self.budget = BufferBudget(max_buffered_total)
+        self.connections: set[_Connection] = set()
+        self.per_peer: dict[str, set[_Connection]] = {}
+        self.shedding = 0  # shed, and not yet gone from the table
+        self.accepted = 0
+        self.refused = 0
+        self.shed_count = 0
+        self.handler_errors = 0
+        self.closed_totals = StreamStats()
+        self.errors: dict[str, int] = {}
         self.all_closed = anyio.Event()
         self.all_closed.set()
+        self.out_of_descriptors = _RateLimitedLog()
+        self.accept_errors = _RateLimitedLog()
+        self.reserve: int | None = None
+
+    # -- counters --------------------------------------------------------------
+
+    def stats(self) -> ServerStats:
+        """A snapshot of the counters (what :attr:`ServerInfo.stats` returns)."""
+        sums = {name: getattr(self.closed_totals, name) for name in _SUMMED}
+        errors = dict(self.errors)
+        for connection in self.connections:
+            stream = connection.stream
+            if stream is None:
+                continue
+            for name in _SUMMED:
+                sums[name] += getattr(stream.stats, name)
+            for kind, count in stream.stats.errors.items():
+                errors[kind] = errors.get(kind, 0) + count
+        return ServerStats(
+            connections_open=len(self.connections),
+            connections_accepted=self.accepted,
+            connections_refused=self.refused,
+            connections_shed=self.shed_count,
+            errors=errors,
+            handler_errors=self.handler_errors,
+            peak_buffered=self.budget.peak,
+            **sums,
+        )
+
+    def count_error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    # -- accepting -------------------------------------------------------------
+
+    def take_reserve(self) -> None:
+        """Hold one descriptor back, to give up when accepting runs out of them."""
+        if self.reserve is None:
+            with contextlib.suppress(OSError):
+                self.reserve = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    def release_reserve(self) -> None:
+        if self.reserve is not None:
+            os.close(self.reserve)
+            self.reserve = None
 
     async def accept_loop(self, listener: SocketListener, connections: TaskGroup) -> None:
-        info = self.info
+        raw = listener.extra(SocketAttribute.raw_socket, None)
+        if not isinstance(raw, socket.socket):
+            raw = None
+        loop = transport.asyncio_loop()
+        own = loop is not None and raw is not None
         while True:
             try:
-                raw = await listener.accept()
+                if own:
+                    assert loop is not None
+                    assert raw is not None
+                    sock, address = await loop.sock_accept(raw)
+                    peer, host = _describe_peer(transport.address(address))
+                    if self.admit(peer, host):
+                        connections.start_soon(self.run_connection, sock, peer, host)
+                    else:
+                        sock.close()
+                else:
+                    stream = await listener.accept()
+                    peer, host = _peer_of(stream)
+                    if self.admit(peer, host):
+                        connections.start_soon(self.run_connection, stream, peer, host)
+                    else:
+                        await anyio.aclose_forcefully(stream)
             except ClosedResourceError:
                 return
             except (OSError, BrokenResourceError) as exc:
-                # Out of file descriptors, a connection reset before accept...:
-                # the listener itself is fine; breathe and go on.
-                logger.warning("accept failed: %s", exc)
-                await anyio.sleep(0.1)
-                continue
-            pause_unread_transport(raw)
-            peer, address = _peer_of(raw)
-            per_peer = info._per_peer.get(address, 0) if address is not None else 0
-            if info._connections >= self.max_connections:
-                reason = f"{info._connections} connections open, the limit"
-            elif (
-                self.max_connections_per_peer is not None
-                and address is not None
-                and per_peer >= self.max_connections_per_peer
-            ):
-                reason = f"{per_peer} connections open from this address, the limit"
-            else:
-                reason = ""
-            if reason:
-                info._refused += 1
-                logger.info("refused %s: %s", peer, reason)
-                await anyio.aclose_forcefully(raw)
-                continue
-            info._connections += 1
-            info._accepted += 1
-            if address is not None:
-                info._per_peer[address] = per_peer + 1
-            self.all_closed = anyio.Event() if self.all_closed.is_set() else self.all_closed
-            connections.start_soon(self.run_connection, raw, peer, address)
+                await self.accept_failed(exc, raw)
 
-    async def run_connection(self, raw: ByteStream, peer: str, address: str | None) -> None:
-        info = self.info
+    async def accept_failed(self, exc: BaseException, raw: socket.socket | None) -> None:
+        """Accepting failed: out of descriptors, close the backlog at once; else breathe."""
+        error = _os_error(exc)
+        if error is not None and error.errno in _OUT_OF_RESOURCES:
+            closed = self.close_backlog(raw)
+            self.refused += closed
+            self.out_of_descriptors.log(
+                logging.WARNING,
+                "cannot accept connections (%s): closed %d waiting connections unserved",
+                _reason(exc),
+                closed,
+            )
+            if closed:
+                return  # the backlog is empty: wait for the next newcomer
+        else:
+            # A connection reset before accept, and the like: the listener is fine.
+            self.accept_errors.log(logging.WARNING, "accept failed: %s", _reason(exc))
+        await anyio.sleep(0.1)
+
+    def close_backlog(self, raw: socket.socket | None) -> int:
+        """Accept and close every connection waiting, with the reserved descriptor."""
+        if raw is None:
+            return 0
+        self.release_reserve()
+        closed = 0
+        try:
+            while True:
+                try:
+                    sock, _ = raw.accept()  # the listener is non-blocking
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break  # out of descriptors even so: what is left waits
+                sock.close()
+                closed += 1
+        finally:
+            self.take_reserve()
+        return closed
+
+    def admit(self, peer: str, address: str | None) -> bool:
+        """Make room for a newcomer (shedding if need be); False: refuse it."""
+        open_now = len(self.connections) - self.shedding
+        victims: Iterable[_Connection] = ()
+        if open_now >= self.max_connections:
+            reason = f"{open_now} connections open, the limit"
+            victims = self.connections
+        elif (
+            self.max_connections_per_peer is not None
+            and address is not None
+            and len(same := self.per_peer.get(address, ())) >= self.max_connections_per_peer
+        ):
+            reason = f"{len(same)} connections open from {address}, the limit"
+            victims = same
+        else:
+            return True
+        victim, since = self.longest_waiting(victims)
+        if victim is None:
+            self.refused += 1
+            logger.info("refused %s: %s, every one busy", peer, reason)
+            return False
+        waited = anyio.current_time() - since
+        victim.shed = True
+        self.shedding += 1
+        self.shed_count += 1
+        victim.scope.cancel()
+        logger.info(
+            "shed %s (waited %.1f s for its next byte) to serve %s: %s",
+            victim.peer,
+            waited,
+            peer,
+            reason,
+        )
+        return True
+
+    @staticmethod
+    def longest_waiting(connections: Iterable[_Connection]) -> tuple[_Connection | None, float]:
+        """The connection waiting longest for its peer's next byte, and since when."""
+        best: _Connection | None = None
+        best_since = math.inf
+        for connection in connections:
+            if connection.shed or connection.stream is None:
+                continue
+            since = connection.stream.waiting_since
+            if since is not None and since < best_since:
+                best, best_since = connection, since
+        return best, best_since
+
+    # -- one connection ----------------------------------------------------------
+
+    async def run_connection(
+        self, accepted: ByteStream | socket.socket, peer: str, address: str | None
+    ) -> None:
+        connection = _Connection(peer, address)
+        self.connections.add(connection)
+        if address is not None:
+            self.per_peer.setdefault(address, set()).add(connection)
+        self.accepted += 1
+        if self.all_closed.is_set():
+            self.all_closed = anyio.Event()
         stream: FramedStream[Any] | None = None
-        transport = raw
-        with CancelScope(shield=True) as scope:
-            self.scopes.add(scope)
+        resource: anyio.abc.AsyncResource | None = None
+        with connection.scope:
             try:
+                if isinstance(accepted, socket.socket):
+                    try:
+                        byte_stream: ByteStream = await transport.wrap_accepted_socket(accepted)
+                    except BaseException:
+                        accepted.close()
+                        raise
+                else:
+                    byte_stream = accepted
+                resource = byte_stream
                 if self.ssl_context is not None:
                     try:
                         with anyio.fail_after(self.handshake_timeout):
-                            transport = await TLSStream.wrap(
-                                raw,
+                            byte_stream = await TLSStream.wrap(
+                                byte_stream,
                                 server_side=True,
                                 ssl_context=self.ssl_context,
                                 standard_compatible=self.tls_standard_compatible,
                             )
                     except (OSError, TimeoutError, BrokenResourceError, EndOfStream) as exc:
-                        kind = "TLSHandshakeFailed"
-                        info._errors[kind] = info._errors.get(kind, 0) + 1
+                        self.count_error("TLSHandshakeFailed")
                         logger.info("closed %s: TLS handshake failed: %r", peer, exc)
                         return
+                    resource = byte_stream
                 stream = FramedStream(
-                    transport,
+                    byte_stream,
                     self.framer.clone(),
                     receive_size=self.receive_size,
                     idle_timeout=self.idle_timeout,
                     message_timeout=self.message_timeout,
-                    buffer_budget=info._budget,
+                    buffer_budget=self.budget,
+                    drainable=True,
                 )
-                stream._enable_drain()
-                info._open.add(stream)
+                resource = connection.stream = stream
                 await self.handler(stream)
             except Exception as exc:
                 self.report(peer, exc)
             finally:
-                self.scopes.discard(scope)
-                await self.close(stream if stream is not None else transport)
-                if stream is not None:
-                    info._retire(stream)
-                info._connections -= 1
-                if address is not None:
-                    left = info._per_peer[address] - 1
-                    if left:
-                        info._per_peer[address] = left
-                    else:
-                        del info._per_peer[address]
-                if not info._connections:
-                    self.all_closed.set()
+                if resource is not None:
+                    await self.close(resource)
+                self.retire(connection)
 
-    @staticmethod
-    def report(peer: str, exc: Exception) -> None:
+    def retire(self, connection: _Connection) -> None:
+        """Take a closed connection off the table and keep its counts."""
+        self.connections.discard(connection)
+        if connection.shed:
+            self.shedding -= 1
+        address = connection.address
+        if address is not None:
+            same = self.per_peer[address]
+            same.discard(connection)
+            if not same:
+                del self.per_peer[address]
+        stream = connection.stream
+        if stream is not None:
+            totals = self.closed_totals
+            for name in _SUMMED:
+                setattr(totals, name, getattr(totals, name) + getattr(stream.stats, name))
+            for kind, count in stream.stats.errors.items():
+                self.errors[kind] = self.errors.get(kind, 0) + count
+        if not self.connections:
+            self.all_closed.set()
+
+    def report(self, peer: str, exc: Exception) -> None:
         """Log why a connection ended: one line for the peer's fault, a traceback for ours."""
         leaves = _flatten(exc)
         if all(isinstance(e, FramingError | ReceiveTimeout) for e in leaves):
@@ -361,6 +581,7 @@ class _Server:
         ):
             logger.debug("connection %s lost: %r", peer, exc)
         else:
+            self.handler_errors += 1
             logger.error("handler failed for %s", peer, exc_info=exc)
 
     @staticmethod
@@ -375,12 +596,13 @@ class _Server:
 
     async def shut_down(self, grace_period: float) -> None:
         """Drain every connection, wait up to ``grace_period``, then cancel what is left."""
-        for stream in list(self.info._open):
-            stream._drain()
+        for connection in list(self.connections):
+            if connection.stream is not None:
+                connection.stream.drain()
         with anyio.move_on_after(grace_period):
             await self.all_closed.wait()
-        for scope in list(self.scopes):
-            scope.cancel()
+        for connection in list(self.connections):
+            connection.scope.cancel()
         await self.all_closed.wait()
 
 
@@ -508,11 +730,9 @@ async def serve(
             addresses.append((str(local[0]), int(local[1])))
         else:
             paths.append(str(local))
-    info = ServerInfo(addresses, paths, budget=BufferBudget(max_buffered_total))
     server = _Server(
         handler,
         framer,
-        info,
         ssl_context=ssl_context,
         tls_standard_compatible=tls_standard_compatible,
         handshake_timeout=handshake_timeout,
@@ -521,7 +741,10 @@ async def serve(
         receive_size=receive_size,
         max_connections=max_connections,
         max_connections_per_peer=max_connections_per_peer,
+        max_buffered_total=max_buffered_total,
     )
+    info = ServerInfo(addresses, paths, stats=server.stats)
+    server.take_reserve()
     async with anyio.create_task_group() as connections:
         try:
             async with anyio.create_task_group() as accepting:
@@ -535,6 +758,7 @@ async def serve(
                 for listener in bound:
                     await anyio.aclose_forcefully(listener)
                 await server.shut_down(grace_period)
+                server.release_reserve()
 
 
 async def serve_unix(
@@ -558,288 +782,3 @@ async def serve_unix(
     """
     listener = await anyio.create_unix_listener(path, mode=mode)
     await serve(handler, framer, listeners=[listener], **options)
-
-
-# What serve_pipelined accepts: a coroutine function, or a plain one.
-_Respond = Callable[[T], Awaitable[T | None]] | Callable[[T], T | None]
-
-
-@overload
-async def serve_pipelined(
-    stream: FramedStream[T],
-    respond: Callable[[T], Awaitable[T | None]],
-    *,
-    max_in_flight: int = ...,
-    inline: Literal[False] | None = ...,
-) -> None: ...
-
-
-@overload
-async def serve_pipelined(
-    stream: FramedStream[T],
-    respond: Callable[[T], T | None],
-    *,
-    max_in_flight: int = ...,
-    inline: Literal[True] | None = ...,
-) -> None: ...
-
-
-async def serve_pipelined(
-    stream: FramedStream[T],
-    respond: _Respond[T],
-    *,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-    inline: bool | None = None,
-) -> None:
-    """Answer pipelined requests on one connection until the peer is done.
-
-    Two ways to answer, chosen once, from ``respond``:
-
-    - **Concurrently**, when ``respond`` is a coroutine function (``async
-      def``): for answers that wait (a database, an upstream server). Requests
-      are read as they come (:meth:`~framing.stream.FramedStream.receive_many`)
-      and each runs ``await respond(request)`` in its own task, at most
-      ``max_in_flight`` at once (reading waits while that many are running).
-      Responses are written in the order they complete, not the order asked
-      (RFC 7766 6.2.1.1), by one writer that sends together, in one write,
-      every response ready at that moment.
-    - **Inline**, when ``respond`` is a plain function: for answers that never
-      wait (a cache, an authoritative zone), where a task per request would
-      cost more than the answer. Every request one read brought is answered in
-      arrival order, and the answers are written together in one
-      :meth:`~framing.stream.FramedStream.send_many` before the next read: no
-      task, one system call per batch each way. ``max_in_flight`` does not
-      apply; what is held at once is one read's requests (at most the stream's
-      ``receive_size`` bytes of them) and at most ``INLINE_FLUSH_SIZE`` (64 KiB)
-      of answers plus one: a batch of large answers is written in parts.
-
-    The choice is :func:`inspect.iscoroutinefunction` (which sees through
-    bound methods and :func:`functools.partial`), also applied to a callable
-    object's ``__call__``. A plain callable that returns an awaitable (a
-    ``lambda`` around a coroutine function) is not recognised: pass
-    ``inline=False`` for it (``inline=True`` forces the inline way). Left
-    unrecognised, its first answer raises :class:`TypeError` rather than being
-    written.
-
-    ``respond`` returning ``None`` means no reply. Ends, either way:
-
-    - At the peer's clean end of stream: returns once every request read has
-      been answered and written (the peer may have half-closed).
-    - When the peer has gone (a reset; a failed write): in-flight requests are
-      cancelled and pending responses dropped (RFC 7766 6.2.4), counted in
-      ``stream.stats.messages_dropped``; returns normally.
-    - On an error from receiving (a :class:`~framing.FramingError`, a
-      :class:`~framing.stream.MessageTimeout`): answers and writes what was read
-      before it, then raises it. An :class:`~framing.stream.IdleTimeout` while
-      requests are in flight is not idleness: reading goes on; with none (always,
-      inline), it is raised.
-    - An exception from ``respond`` propagates; responses not yet written are
-      abandoned (concurrently, the other requests in flight are cancelled).
-      Inline, ``respond`` may raise a :class:`~framing.FramingError` (say
-      :class:`~framing.MalformedFrame`) for a request that breaks the protocol
-      in a way the framer cannot see: it is treated as one from receiving
-      (counted in ``stream.stats.errors``; the answers to the requests before
-      it are written, then it is raised, and :func:`serve` logs one line).
-
-    Args:
-        stream: the connection; not closed here.
-        respond: turns a request into its response, or ``None``.
-        max_in_flight: requests handled at once on this connection
-            (concurrent way only).
-        inline: ``None`` to choose from ``respond`` as above; ``True`` or
-            ``False`` to say which.
-
-    Raises:
-        ValueError: ``max_in_flight`` is less than 1.
-        TypeError: ``respond``, answering inline, returned an awaitable.
-    """
-    if max_in_flight < 1:
-        raise ValueError(f"max_in_flight must be at least 1, not {max_in_flight}")
-    if inline is None:
-        inline = not _is_coroutine_function(respond)
-    if inline:
-        await _answer_inline(stream, cast("Callable[[T], T | None]", respond))
-    else:
-        pipe = _Pipeline(stream, cast("Callable[[T], Awaitable[T | None]]", respond), max_in_flight)
-        await pipe.run()
-
-
-def _is_coroutine_function(function: Callable[..., object]) -> bool:
-    """Whether calling ``function`` makes a coroutine: functions, methods, partials, objects."""
-    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
-        type(function).__call__
-    )
-
-
-def _refuse_awaitable(respond: Callable[..., object], answer: object) -> None:
-    """Raise if ``respond``, called inline, turned out to return an awaitable.
-
-    Checked on a connection's first answer only: a function that returns a
-    coroutine does so every time, and checking once costs nothing per request.
-    """
-    if inspect.isawaitable(answer):
-        if inspect.iscoroutine(answer):
-            answer.close()  # never to be awaited: say so now, not in a warning
-        raise TypeError(
-            f"{respond!r} returned an awaitable, but is not a coroutine function: "
-            "pass inline=False to serve_pipelined to have it awaited"
-        )
-
-
-async def _answer_inline(stream: FramedStream[T], respond: Callable[[T], T | None]) -> None:
-    """The inline way of :func:`serve_pipelined`: one read, answers in order, written together.
-
-    Answers are encoded as they are made and written once the read's requests
-    are all answered, or sooner, as soon as ``INLINE_FLUSH_SIZE`` bytes of them
-    are ready: what is held never grows with the answers' sizes.
-    """
-    receive_many = stream.receive_many
-    checked = False
-    while True:
-        # Everything read before has been answered and written, so nothing is
-        # pending here: errors from receiving need no flush, only to be raised
-        # (IdleTimeout, FramingError, MessageTimeout) or to end the loop.
-        try:
-            requests = await receive_many()
-        except EndOfStream:
-            return
-        except (BrokenResourceError, ClosedResourceError):
-            return  # the peer has gone, with every answer already written
-        encode = stream.framer.encode
-        parts: list[bytes] = []
-        held = 0
-        for index, request in enumerate(requests):
-            try:
-                answer = respond(request)
-            except FramingError as exc:
-                # The request broke the protocol's framing, as bytes from the peer
-                # can: like an error from receiving, answer what came before, then raise.
-                stream.stats.count_error(exc)
-                if parts:
-                    await _write(stream, parts)
-                raise
-            if answer is None:
-                continue
-            if not checked:
-                checked = True
-                _refuse_awaitable(respond, answer)
-            part = encode(answer)
-            parts.append(part)
-            held += len(part)
-            if held >= INLINE_FLUSH_SIZE:
-                if not await _write(stream, parts):
-                    # The requests not yet answered are dropped with it.
-                    stream.stats.messages_dropped += len(requests) - index - 1
-                    return
-                parts = []
-                held = 0
-        if parts and not await _write(stream, parts):
-            return
-
-
-async def _write(stream: FramedStream[T], parts: list[bytes]) -> bool:
-    """Write encoded answers in one write; if the peer has gone, count them dropped: False."""
-    try:
-        await stream._send_parts(parts)  # the package's own stream
-    except (BrokenResourceError, ClosedResourceError):
-        stream.stats.messages_dropped += len(parts)
-        return False
-    return True
-
-
-class _Pipeline:
-    """The state shared by the reader, the request tasks and the writer.
-
-    A request holds one of ``max_in_flight`` slots from the moment it is read
-    until its response is written (or it turned out to need none), so that a
-    peer that sends but does not read stalls the reader instead of piling up
-    responses: nothing grows without bound.
-    """
-
-    def __init__(
-        self,
-        stream: FramedStream[Any],
-        respond: Callable[[Any], Awaitable[Any]],
-        max_in_flight: int,
-    ) -> None:
-        self.stream = stream
-        self.respond = respond
-        self.slots = anyio.Semaphore(max_in_flight)
-        self.outstanding = 0  # read, and not yet answered on the wire or found answerless
-        self.outbox: list[Any] = []
-        self.wake = anyio.Event()
-        self.reading = True
-
-    async def run(self) -> None:
-        error: FramingError | ReceiveTimeout | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.write, tg)
-            try:
-                await self.read(tg)
-            except (BrokenResourceError, ClosedResourceError):
-                self.peer_gone(tg)
-            except (FramingError, ReceiveTimeout) as exc:
-                error = exc
-            finally:
-                self.reading = False
-                self.wake.set()
-        if error is not None:
-            raise error
-
-    async def read(self, tg: TaskGroup) -> None:
-        stream = self.stream
-        slots = self.slots
-        while True:
-            try:
-                requests = await stream.receive_many()
-            except EndOfStream:
-                return
-            except IdleTimeout:
-                if self.outstanding:
-                    continue  # not idle: the peer is waiting for answers
-                raise
-            for request in requests:
-                await slots.acquire()
-                self.outstanding += 1
-                tg.start_soon(self.handle, request)
-
-    async def handle(self, request: Any) -> None:
-        queued = False
-        try:
-            response = await self.respond(request)
-            if response is not None:
-                self.outbox.append(response)
-                queued = True
-        finally:
-            if not queued:
-                self.done(1)
-        self.wake.set()
-
-    def done(self, count: int) -> None:
-        self.outstanding -= count
-        for _ in range(count):
-            self.slots.release()
-
-    async def write(self, tg: TaskGroup) -> None:
-        stream = self.stream
-        while True:
-            while not self.outbox:
-                if not self.reading and not self.outstanding:
-                    return
-                await self.wake.wait()
-                self.wake = anyio.Event()
-            batch, self.outbox = self.outbox, []
-            try:
-                await stream.send_many(batch)
-            except (BrokenResourceError, ClosedResourceError):
-                self.outbox[:0] = batch
-                self.peer_gone(tg)
-                return
-            self.done(len(batch))
-
-    def peer_gone(self, tg: TaskGroup) -> None:
-        """Drop pending responses and cancel the requests still being handled."""
-        self.stream.stats.messages_dropped += self.outstanding
-        self.outbox.clear()
-        self.reading = False
-        tg.cancel_scope.cancel()

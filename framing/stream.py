@@ -20,7 +20,6 @@ Receiving raises the peer's faults (:class:`~framing.FramingError`, the
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import math
 import os
@@ -28,9 +27,9 @@ import socket
 import ssl
 import sys
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeGuard, TypeVar, cast, final
+from typing import Any, Generic, TypeVar, cast, final
 
 import anyio
 from anyio import (
@@ -41,8 +40,9 @@ from anyio import (
     ResourceGuard,
 )
 from anyio.abc import ByteStream, ObjectStream, SocketAttribute, SocketStream
-from anyio.lowlevel import checkpoint, checkpoint_if_cancelled
+from anyio.streams.tls import TLSStream
 
+from framing import transport
 from framing.base import BytesLike, Framer
 from framing.errors import (
     BufferBudgetExceeded,
@@ -80,7 +80,8 @@ class BufferBudget:
     Each framer holds at most about its ``max_size``; a budget shared by all the
     connections of a server bounds the sum, so that many slow peers cannot each
     pin ``max_size``. :func:`framing.server.serve` makes one from
-    ``max_buffered_total``.
+    ``max_buffered_total``; a :class:`FramedStream` given one reports to it with
+    :meth:`charge` whenever what its framer holds changes.
 
     Args:
         limit: the most bytes all the streams may hold at once.
@@ -102,6 +103,12 @@ class BufferBudget:
 
     def __repr__(self) -> str:
         return f"BufferBudget(limit={self.limit}, held={self.held}, peak={self.peak})"
+
+    def charge(self, delta: int) -> bool:
+        """Add ``delta`` bytes (negative to release); return whether ``held`` is over the limit."""
+        held = self.held = self.held + delta
+        self.peak = max(self.peak, held)
+        return held > self.limit
 
 
 @dataclass(slots=True)
@@ -138,180 +145,43 @@ class StreamStats:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-def pause_unread_transport(stream: object) -> None:
-    """Stop an asyncio socket from reading ahead until a receive asks for bytes.
-
-    Why: anyio's asyncio ``SocketStream`` resumes reading only while a
-    ``receive`` waits and pauses again when it wakes, but a stream it made from
-    an accepted socket (or from ``from_socket``) starts out *reading*. Until a
-    receive first has to wait, every byte the peer sends is appended to the
-    protocol's ``read_queue``; a receive that finds the queue non-empty pops a
-    chunk without waiting, so reading is never paused. A client that writes
-    faster than the server consumes grows that queue without bound, and TCP's
-    own flow control never engages. Pausing here restores the invariant anyio
-    keeps for connected sockets: bytes are read from the kernel only while a
-    receive is pending, so the peer meets a full window and its send blocks.
-
-    Pausing is always safe for anyio's receive: it resumes reading whenever it
-    finds nothing queued. Walks ``transport_stream`` links (TLS) to the socket;
-    anything that is not an asyncio transport is left alone (trio reads only
-    on demand already).
-    """
-    for _ in range(8):
-        transport = getattr(stream, "_transport", None)
-        # Duck-typed: uvloop's transports are not asyncio.ReadTransport instances.
-        if _is_read_transport(transport) and transport.is_reading():
-            transport.pause_reading()
-        stream = getattr(stream, "transport_stream", None)
-        if stream is None:
-            return
-
-
-def _is_read_transport(transport: object) -> TypeGuard[asyncio.ReadTransport]:
-    """Whether ``transport`` is an asyncio read transport (asyncio's own or uvloop's)."""
-    return isinstance(transport, asyncio.ReadTransport) or (
-        callable(getattr(transport, "is_reading", None))
-        and callable(getattr(transport, "pause_reading", None))
-    )
-
-
-# The fast send path (FramedStream._send), on anyio's asyncio SocketStream.
-#
-# Why: anyio's SocketStream.send writes to the asyncio transport and then, when
-# the write did not have to wait, still yields to the event loop once
-# (``cancel_shielded_checkpoint``) so that every send is a scheduling point.
-# That turn of the loop costs more than encoding and writing a batch of small
-# messages: profiled on uvloop, the echo server spent most of its time there.
-# The fast path does what anyio's send does, in the same order, minus that
-# yield: check for cancellation (before anything is written, so a cancelled
-# send writes nothing), write to the transport, and wait (for the buffer to
-# drain) only when the transport could not take everything. anyio sets the
-# transport's high-water mark to 0, so "could not take everything" is exactly
-# "the protocol's write_event is clear": backpressure is unchanged. Whenever
-# anything is unusual (the transport closing, an error recorded, a write
-# already waiting) the path hands the send to anyio, which raises as it maps
-# errors. So that a task that only sends cannot starve the others, a send that
-# follows _YIELD_EVERY fast operations without the task having waited anywhere
-# in this stream goes through anyio's send, which yields; a receive that yields
-# (one that waits, or anyio's own receive, which always does) resets the count,
-# and the fast receive path counts its own reads that do not (see _READ_AHEAD).
-# On trio, and on any other transport, send is anyio's own.
-_YIELD_EVERY = 16
-
-
-def _asyncio_socket(stream: ByteStream) -> tuple[Any, Any] | None:
-    """The transport and protocol of anyio's asyncio ``SocketStream``, else ``None``.
-
-    Recognised by what the fast send path uses (anyio 4's private attributes),
-    so that a future anyio that changes them only loses the fast path.
-    """
-    transport = getattr(stream, "_transport", None)
-    protocol = getattr(stream, "_protocol", None)
-    if (
-        isinstance(getattr(stream, "_closed", None), bool)
-        and callable(getattr(transport, "write", None))
-        and callable(getattr(transport, "is_closing", None))
-        and isinstance(getattr(protocol, "write_event", None), asyncio.Event)
-        and hasattr(protocol, "exception")
-    ):
-        return transport, protocol
-    return None
-
-
-# The fast receive path (FramedStream._receive_socket), on the same sockets.
-#
-# Why: anyio's SocketStream.receive, when its protocol's read queue is empty,
-# resumes the transport's reading, waits, and pauses reading again as soon as
-# it wakes; when the queue holds data, it still yields to the event loop first.
-# For a connection that answers each batch before reading the next, that is a
-# resume_reading/pause_reading pair (two epoll_ctl system calls on the selector
-# loop) and one or two extra turns of the loop per batch: the largest part of
-# an echo server's receiving. A hand-written asyncio Protocol pays none of it,
-# because its transport simply keeps reading.
-#
-# The fast path keeps the transport reading after a wait, and pops queued
-# chunks as anyio does (splitting one longer than asked, clearing read_event
-# when the queue empties). Backpressure is kept by a bound instead of by
-# pausing every time: _ReadAhead, installed as the protocol's data_received,
-# pauses reading once _READ_AHEAD bytes wait in the queue unreceived, so a
-# connection holds at most _READ_AHEAD bytes plus one read of the transport
-# (256 KiB on asyncio's selector loop) beyond what its framer holds, and a
-# peer that writes while nobody receives meets a full TCP window. The next
-# receive that finds the queue empty resumes reading, as anyio's does.
-#
-# Cancellation is checked before a chunk is popped (checkpoint_if_cancelled,
-# as the fast send path does), and the wait is the protocol's read_event, so a
-# cancelled receive takes nothing from the queue. Whatever is unusual (the
-# end of stream, a recorded error, the transport closing: the queue empty but
-# read_event set) goes to anyio's own receive, which raises as it maps them
-# (EndOfStream, BrokenResourceError, ClosedResourceError). The transport's own
-# receive guard is held, so a second receiver still gets BusyResourceError.
-# Fairness: popping a queued chunk does not yield, so a receive that follows
-# _YIELD_EVERY operations of this stream that did not yield (sends and
-# receives counted together) yields once, as anyio's receive always does.
-_READ_AHEAD = 65536
-
-
 @final
-class _ReadAhead:
-    """The ``data_received`` of anyio's protocol, pausing reading once too much is queued.
+class _SendLock:
+    """A first-come, first-served lock that costs nothing while it is free.
 
-    ``held`` counts the bytes queued by this hook and not yet popped by the
-    fast receive path; it is reset whenever that path finds the queue empty,
-    so that chunks popped by anyio's own receive cannot leave it too high.
+    Why not ``anyio.Lock``: before anyio 4.5 (and without ``fast_acquire``), a
+    free ``anyio.Lock`` still yields to the event loop on every acquire, which
+    would cost each send a turn of the loop. The send that follows checks for
+    cancellation and yields fairly on its own, so taking a free lock need not.
+    When taken, the lock passes directly to the first waiter on release.
     """
 
-    __slots__ = ("held", "original", "transport")
+    __slots__ = ("locked", "waiters")
 
-    def __init__(self, original: Callable[[bytes], None], transport: Any) -> None:
-        self.original = original
-        self.transport = transport
-        self.held = 0
+    def __init__(self) -> None:
+        self.locked = False
+        self.waiters: deque[anyio.Event] = deque()
 
-    def __call__(self, data: bytes) -> None:
-        self.original(data)
-        self.held += len(data)
-        if self.held >= _READ_AHEAD:
-            self.transport.pause_reading()
+    async def acquire(self) -> None:
+        if not self.locked:
+            self.locked = True
+            return
+        event = anyio.Event()
+        self.waiters.append(event)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self.release()  # handed the lock just as it was cancelled: pass it on
+            else:
+                self.waiters.remove(event)
+            raise
 
-
-def _asyncio_reader(
-    stream: ByteStream, socket_parts: tuple[Any, Any] | None
-) -> tuple[Any, Any, _ReadAhead] | None:
-    """The transport, protocol and read-ahead hook for the fast receive path, else ``None``.
-
-    ``socket_parts`` is what :func:`_asyncio_socket` found. Installs the hook
-    (once per protocol: a second stream over the same socket shares it), and
-    re-sets the transport's protocol so that a transport that keeps the bound
-    ``data_received`` (uvloop's) calls the hook. Anything that does not look
-    exactly like anyio 4's ``StreamProtocol`` keeps anyio's receive.
-    """
-    if socket_parts is None:
-        return None
-    transport, protocol = socket_parts
-    if not (
-        isinstance(getattr(stream, "_receive_guard", None), ResourceGuard)
-        and isinstance(getattr(protocol, "read_queue", None), deque)
-        and isinstance(getattr(protocol, "read_event", None), asyncio.Event)
-        and isinstance(getattr(protocol, "is_at_eof", None), bool)
-        and callable(getattr(protocol, "data_received", None))
-        and hasattr(protocol, "__dict__")
-        and all(
-            callable(getattr(transport, name, None))
-            for name in ("is_reading", "pause_reading", "resume_reading", "set_protocol")
-        )
-        and not transport.is_closing()
-    ):
-        return None
-    hook = vars(protocol).get("data_received")
-    if hook is None:
-        hook = _ReadAhead(protocol.data_received, transport)
-        hook.held = sum(map(len, protocol.read_queue))  # read before this stream existed
-        protocol.data_received = hook
-        transport.set_protocol(protocol)
-    elif not isinstance(hook, _ReadAhead):
-        return None  # someone else's hook: leave it alone
-    return transport, protocol, hook
+    def release(self) -> None:
+        if self.waiters:
+            self.waiters.popleft().set()  # stays locked: ownership passes
+        else:
+            self.locked = False
 
 
 @dataclass(eq=False)
@@ -330,40 +200,54 @@ class FramedStream(ObjectStream[T], Generic[T]):
       :class:`anyio.BrokenResourceError`.
     - After ``aclose()`` every call raises :class:`anyio.ClosedResourceError`.
       A transport that fails raises :class:`anyio.BrokenResourceError`.
-    - Two tasks receiving at once get :class:`anyio.BusyResourceError`, and so do
-      two tasks sending at once (as anyio's sockets do: serialize senders with a
-      lock, or use :func:`framing.server.serve_pipelined`). One task may send
-      while another receives.
+    - Two tasks receiving at once get :class:`anyio.BusyResourceError`.
+      Sending is different: ``send``, ``send_many`` and ``send_bytes`` may be
+      called from several tasks at once; each waits its turn (first come, first
+      served) and its bytes go out whole, never interleaved with another's.
+      One task may send while another receives.
     - After the peer's end of stream, sending still works (TCP half-open);
       ``send_eof()`` half-closes our side and receiving goes on, on transports
       that support it.
 
-    Timeouts (RFC 7766 6.2.3), both off by default: ``idle_timeout`` bounds the
-    wait for the first byte of a message when nothing of one is held, counted
-    from when ``receive`` starts waiting, and raises :class:`IdleTimeout`;
-    ``message_timeout`` bounds the time from a message's first byte to its last,
-    however the bytes trickle, and raises :class:`MessageTimeout`. Either leaves
-    the stream usable.
+    Whose fault an error is (:mod:`framing.errors`): receiving raises the
+    peer's faults (:class:`~framing.FramingError`, :class:`ReceiveTimeout`);
+    sending raises the caller's (:class:`~framing.EncodeError`: a message the
+    framer cannot carry), before anything is written.
+
+    Timeouts, both off by default, both leaving the stream usable:
+
+    - ``idle_timeout``: no byte at all has arrived for that long while a receive
+      waited, whatever the framer holds (nothing, or part of a message). Raises
+      :class:`IdleTimeout`. A stream that is busy answering (a send in
+      progress, or :attr:`work_in_flight` above 0) is not idle: the wait goes on.
+    - ``message_timeout``: a message whose first byte has arrived is not
+      finished within that long, however its bytes trickle in (RFC 7766 6.2.3).
+      Raises :class:`MessageTimeout`.
 
     Backpressure: ``send`` waits while the peer does not read (the transport's
-    send waits), and bytes are read from the transport only while a receive is
-    pending, so neither side grows without bound. (On anyio's asyncio sockets,
-    reading goes on between receives, but pauses once 64 KiB wait unreceived:
-    at most that plus one read of the transport is held beyond the framer.)
+    send waits), and the transport holds at most one read-ahead beyond what a
+    receive asked for, so neither side grows without bound.
 
     Args:
         transport_stream: the byte stream to wrap (this stream owns it).
         framer: the framer, used for both directions; a server gives each
             connection its own (``framer.clone()``).
         receive_size: the most bytes asked of the transport per read.
-        idle_timeout: seconds to wait for a message to begin, or ``None``.
+        idle_timeout: seconds without a byte before a waiting receive gives up,
+            or ``None``.
         message_timeout: seconds for a begun message to finish, or ``None``.
         buffer_budget: a budget shared with other streams, or ``None``.
+        drainable: let :meth:`drain` end a receive that is waiting between
+            messages at once (a server sets it; on transports that are not
+            Linux sockets it costs a cancel scope per wait).
 
     Attributes:
         transport_stream: the wrapped byte stream.
         framer: the framer in use (replaced by :meth:`switch_framer`).
         stats: live counters (:class:`StreamStats`).
+        work_in_flight: requests being answered on this stream; while above 0
+            the stream is busy, not idle (see ``idle_timeout``), and a server
+            does not shed it. :func:`framing.serve_pipelined` keeps it.
     """
 
     transport_stream: ByteStream
@@ -372,38 +256,35 @@ class FramedStream(ObjectStream[T], Generic[T]):
     idle_timeout: float | None = field(default=None, kw_only=True)
     message_timeout: float | None = field(default=None, kw_only=True)
     buffer_budget: BufferBudget | None = field(default=None, kw_only=True, repr=False)
+    drainable: bool = field(default=False, kw_only=True, repr=False)
     stats: StreamStats = field(init=False, default_factory=StreamStats, repr=False)
+    work_in_flight: int = field(init=False, default=0, repr=False)
     # Messages parsed but not yet returned: only after an error or feed_eof
     # delivered several at once, since receive() parses one at a time.
     _pending: deque[T] = field(init=False, default_factory=deque, repr=False)
     _receive_guard: ResourceGuard = field(init=False, repr=False)
-    _send_guard: ResourceGuard = field(init=False, repr=False)
+    _send_lock: _SendLock = field(init=False, default_factory=_SendLock, repr=False)
     _closed: bool = field(init=False, default=False, repr=False)
     _eof: bool = field(init=False, default=False, repr=False)
     _error: BaseException | None = field(init=False, default=None, repr=False)
     _error_raised: bool = field(init=False, default=False, repr=False)
     _held: int = field(init=False, default=0, repr=False)
     _message_started: float | None = field(init=False, default=None, repr=False)
-    # Graceful shutdown (see _drain): a receive waiting between messages is told
+    # Graceful shutdown (see drain): a receive waiting between messages is told
     # to end. On Linux sockets, shutdown(SHUT_RD) wakes it with an end of stream
     # for free; elsewhere (TLS...) each such wait needs a cancel scope, which costs
     # several microseconds per read, so it is only paid where needed.
-    _drainable: bool = field(init=False, default=False, repr=False)
     _drain_socket: socket.socket | None = field(init=False, default=None, repr=False)
     _draining: bool = field(init=False, default=False, repr=False)
     _wait_scope: CancelScope | None = field(init=False, default=None, repr=False)
-    # True while a receive waits in the transport (its only await), so _drain knows
-    # whether there is a read to wake. Our own flag: anyio's ResourceGuard keeps
-    # the same fact in a private attribute we should not rely on.
+    # True while a receive waits in the transport (its only await), and since
+    # when (for waiting_since); our own flags, so drain knows there is a read
+    # to wake and a server knows who has waited longest.
     _reading: bool = field(init=False, default=False, repr=False)
-    # The fast send path (see _YIELD_EVERY): anyio's asyncio transport and
-    # protocol, or None; and fast sends since this task last yielded here.
-    _fast_send: tuple[Any, Any] | None = field(init=False, default=None, repr=False)
-    _unyielded: int = field(init=False, default=0, repr=False)
-    # The fast receive path (see _READ_AHEAD): transport, protocol and hook, or
-    # None; and what reads one chunk (it, or the transport's own receive).
-    _fast_receive: tuple[Any, Any, _ReadAhead] | None = field(init=False, default=None, repr=False)
-    _receive_chunk: Callable[[int], Awaitable[bytes]] = field(init=False, repr=False)
+    _wait_started: float = field(init=False, default=0.0, repr=False)
+    _sending: bool = field(init=False, default=False, repr=False)
+    # Whether a read needs _read_timed (a timeout, or a drain to honour).
+    _timed: bool = field(init=False, default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.receive_size < 1:
@@ -413,16 +294,17 @@ class FramedStream(ObjectStream[T], Generic[T]):
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or None, not {value}")
         self._receive_guard = ResourceGuard("reading from")
-        self._send_guard = ResourceGuard("writing to")
-        pause_unread_transport(self.transport_stream)
-        self._fast_send = _asyncio_socket(self.transport_stream)
-        self._fast_receive = _asyncio_reader(self.transport_stream, self._fast_send)
-        if self._fast_receive is not None:
-            self._receive_chunk = self._receive_socket
-        elif self._fast_send is not None:
-            self._receive_chunk = self._receive_yielding
-        else:
-            self._receive_chunk = self.transport_stream.receive
+        if self.drainable and sys.platform == "linux":
+            # Linux wakes a blocked read with EOF on shutdown(SHUT_RD), on every backend.
+            # Only on the socket's own stream: under TLS an EOF would be an error.
+            stream = self.transport_stream
+            if isinstance(stream, SocketStream | transport.AsyncioSocketStream):
+                raw = stream.extra(SocketAttribute.raw_socket, None)
+                if isinstance(raw, socket.socket):
+                    self._drain_socket = raw
+        self._timed = (
+            self.idle_timeout is not None or self.message_timeout is not None or self.drainable
+        )
         self._account()
 
     # -- receiving ---------------------------------------------------------
@@ -455,6 +337,18 @@ class FramedStream(ObjectStream[T], Generic[T]):
         with self._receive_guard:
             return await self._next(None)
 
+    @property
+    def waiting_since(self) -> float | None:
+        """Since when (``anyio.current_time()``) a receive has waited for the peer's next byte.
+
+        ``None`` while no receive is waiting in the transport, or while the
+        stream is busy (a send in progress, :attr:`work_in_flight` above 0). A
+        server sheds, under load, the stream that has waited longest.
+        """
+        if self._reading and not self._sending and not self.work_in_flight:
+            return self._wait_started
+        return None
+
     async def _next(self, limit: int | None) -> list[T]:
         if self._closed:
             raise ClosedResourceError
@@ -471,14 +365,14 @@ class FramedStream(ObjectStream[T], Generic[T]):
                 return messages
         elif self._draining:
             raise EndOfStream
-        plain = self.idle_timeout is None and self.message_timeout is None and not self._drainable
-        receive = self._receive_chunk
+        timed = self._timed
+        receive = self.transport_stream.receive
         size = self.receive_size
         stats = self.stats
         while True:
             self._reading = True
             try:
-                chunk = await receive(size) if plain else await self._read_timed()
+                chunk = await self._read_timed() if timed else await receive(size)
             except EndOfStream:
                 self._reading = False
                 return self._end_of_stream(limit)
@@ -493,47 +387,51 @@ class FramedStream(ObjectStream[T], Generic[T]):
             if messages:
                 return messages
 
-    async def _receive_yielding(self, max_bytes: int) -> bytes:
-        """Read with the transport's receive, which yields: sends may skip yields again."""
-        self._unyielded = 0
-        return await self.transport_stream.receive(max_bytes)
-
-    async def _receive_socket(self, max_bytes: int) -> bytes:
-        """One chunk from anyio's asyncio socket, without its extra yields (see _READ_AHEAD)."""
-        fast = self._fast_receive
-        assert fast is not None
-        transport, protocol, hook = fast
-        queue = protocol.read_queue
-        with self.transport_stream._receive_guard:  # type: ignore[attr-defined]
-            if queue:
-                self._unyielded += 1
-                if self._unyielded > _YIELD_EVERY:
-                    self._unyielded = 0
-                    await checkpoint()
-                else:
-                    await checkpoint_if_cancelled()
-            elif not (protocol.read_event.is_set() or transport.is_closing() or protocol.is_at_eof):
-                hook.held = 0
-                if not transport.is_reading():
-                    transport.resume_reading()
-                self._unyielded = 0
-                await protocol.read_event.wait()
-                # Reading goes on: _ReadAhead pauses it if nobody receives.
-            if queue:
-                chunk: bytes = queue.popleft()
-                if len(chunk) > max_bytes:
-                    chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
-                    queue.appendleft(rest)
-                    hook.held -= max_bytes
-                elif queue:
-                    hook.held -= len(chunk)
-                else:
-                    hook.held = 0
-                    protocol.read_event.clear()
-                return chunk
-        # Nothing queued and nothing to wait for: the end of the stream, an error,
-        # or a closed transport. anyio's receive raises as it maps them.
-        return await self.transport_stream.receive(max_bytes)
+    async def _read_timed(self) -> bytes:
+        """Read one chunk under the timeouts that apply, and a drain's wake-up."""
+        now = anyio.current_time()
+        self._wait_started = now
+        held = self.framer.buffered
+        if not held and self._draining:
+            raise EndOfStream
+        idle = self.idle_timeout
+        idle_deadline = math.inf if idle is None else now + idle
+        message_deadline = math.inf
+        if held and self.message_timeout is not None:
+            if self._message_started is None:
+                self._message_started = now
+            message_deadline = self._message_started + self.message_timeout
+        receive = self.transport_stream.receive
+        if idle is None and not held and self._drain_socket is not None:
+            # No timer, and a drain wakes this read through the socket: no scope.
+            return await receive(self.receive_size)
+        while True:
+            with CancelScope(deadline=min(idle_deadline, message_deadline)) as scope:
+                # Only a wait between messages is for a drain to end.
+                self._wait_scope = None if held else scope
+                try:
+                    return await receive(self.receive_size)
+                finally:
+                    self._wait_scope = None
+            if self._draining and not held:
+                raise EndOfStream
+            now = anyio.current_time()
+            if now >= message_deadline:
+                timeout = self.message_timeout
+                assert timeout is not None
+                raise MessageTimeout(
+                    f"a message was not finished within {timeout} s ({held} bytes of it held)",
+                    timeout=timeout,
+                    held=held,
+                )
+            assert idle is not None
+            if self._sending or self.work_in_flight:
+                idle_deadline = now + idle  # busy answering, not idle: wait on
+                continue
+            detail = f"no byte arrived within {idle} s"
+            if held:
+                detail += f" ({held} bytes of an unfinished message held)"
+            raise IdleTimeout(detail, timeout=idle, held=held)
 
     def _feed(self, data: BytesLike, limit: int | None) -> list[T]:
         framer = self.framer
@@ -561,15 +459,14 @@ class FramedStream(ObjectStream[T], Generic[T]):
     def _held_changed(self, held: int) -> None:
         grew = held > self._held
         budget = self.buffer_budget
-        if budget is not None:
-            budget.held += held - self._held
-            budget.peak = max(budget.peak, budget.held)
+        over = budget is not None and budget.charge(held - self._held)
         self._held = held
         self.stats.peak_buffered = max(self.stats.peak_buffered, held)
         if not held:
             self._message_started = None
-        if grew and budget is not None and budget.held > budget.limit and self._error is None:
+        if grew and over and self._error is None:
             # Whatever this feed completed is still returned; the next receive raises.
+            assert budget is not None
             exc = BufferBudgetExceeded(repr(self.framer), held, budget.held, budget.limit)
             self._fail(exc, [])
 
@@ -615,63 +512,19 @@ class FramedStream(ObjectStream[T], Generic[T]):
         self._pending.extend(messages)
         return self._take_pending(limit)
 
-    async def _read_timed(self) -> bytes:
-        """Read one chunk under whichever timer applies (and shutdown's drain)."""
-        held = self.framer.buffered
-        if held:
-            timeout = self.message_timeout
-            if timeout is None:
-                return await self._receive_chunk(self.receive_size)
-            if self._message_started is None:
-                self._message_started = anyio.current_time()
-            with CancelScope(deadline=self._message_started + timeout):
-                return await self._receive_chunk(self.receive_size)
-            raise MessageTimeout(
-                f"a message was not finished within {timeout} s ({held} bytes of it held)",
-                timeout=timeout,
-                held=held,
-            )
-        if self._draining:
-            raise EndOfStream
-        timeout = self.idle_timeout
-        deadline = math.inf if timeout is None else anyio.current_time() + timeout
-        with CancelScope(deadline=deadline) as scope:
-            self._wait_scope = scope
-            try:
-                return await self._receive_chunk(self.receive_size)
-            finally:
-                self._wait_scope = None
-        if self._draining:
-            raise EndOfStream
-        assert timeout is not None
-        raise IdleTimeout(f"no message began within {timeout} s", timeout=timeout, held=0)
-
-    def _enable_drain(self) -> None:
-        """Prepare for :meth:`_drain` (a server calls this on each connection)."""
-        transport = self.transport_stream
-        if sys.platform == "linux" and isinstance(transport, SocketStream):
-            # Linux wakes a blocked read with EOF on shutdown(SHUT_RD), on both backends.
-            self._drain_socket = transport.extra(SocketAttribute.raw_socket)
-        else:
-            self._drainable = True
-
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """Make receiving end (``EndOfStream``) at the next message boundary.
 
-        A receive waiting for a new message ends now; one inside a message is
-        let finish it. Used by a server's graceful shutdown.
+        A receive waiting for a new message ends now (on a stream made with
+        ``drainable=True``; otherwise when it next returns); one inside a
+        message may finish it first. A server's graceful shutdown calls this on
+        every connection.
         """
         self._draining = True
         if self._wait_scope is not None:
             self._wait_scope.cancel()
-        elif (
-            self._drain_socket is not None
-            and self._reading
-            and not self.framer.buffered
-            and not (self._fast_receive is not None and self._fast_receive[1].read_queue)
-        ):
-            # A receive is waiting, with nothing of a message held (nor read
-            # ahead, which the fast receive path may have): wake it.
+        elif self._drain_socket is not None and self._reading and not self.framer.buffered:
+            # A receive is waiting, with nothing of a message held: wake it.
             with contextlib.suppress(OSError):
                 self._drain_socket.shutdown(socket.SHUT_RD)
 
@@ -685,20 +538,17 @@ class FramedStream(ObjectStream[T], Generic[T]):
     async def send(self, item: T) -> None:
         """Encode one message and write it, waiting while the peer does not read.
 
+        Several tasks may send at once: each message goes out whole, in turn.
+
         Raises:
-            FrameTooLarge: the framer cannot encode the message (nothing is sent).
+            EncodeError: the framer cannot carry the message (nothing is sent);
+                :class:`~framing.MessageTooLarge` when it is over ``max_size``.
             anyio.ClosedResourceError: this stream was closed.
             anyio.BrokenResourceError: the transport failed (the peer has gone).
-            anyio.BusyResourceError: another task is sending.
         """
-        with self._send_guard:
-            if self._closed:
-                raise ClosedResourceError
-            data = self.framer.encode(item)
-            await self._send(data)
-            stats = self.stats
-            stats.messages_out += 1
-            stats.bytes_out += len(data)
+        if self._closed:
+            raise ClosedResourceError
+        await self._write(self.framer.encode(item), 1)
 
     async def send_many(self, messages: Iterable[T]) -> None:
         """Encode several messages and write them in one transport write.
@@ -711,60 +561,50 @@ class FramedStream(ObjectStream[T], Generic[T]):
         encode = self.framer.encode
         parts = [encode(message) for message in messages]
         if parts:
-            await self._send_parts(parts)
+            await self._write(b"".join(parts), len(parts))
 
-    async def _send_parts(self, parts: list[bytes]) -> None:
-        """Write messages already encoded by this stream's framer, in one write.
+    async def send_bytes(self, data: BytesLike, *, messages: int = 0) -> None:
+        """Write bytes already in wire form, bypassing the framer's ``encode``.
 
-        :meth:`send_many` after encoding; :mod:`framing.server` uses it to
-        write answers it encoded as they were made.
+        For protocols that mix framing: memcached's data block after its
+        ``VALUE`` line, an HTTP body after its header. The bytes are counted in
+        ``stats.bytes_out`` and go out under the same turn-taking as
+        :meth:`send`, never interleaved with another task's message.
+
+        Args:
+            data: the bytes to write, as they go on the wire.
+            messages: how many whole messages ``data`` carries, for
+                ``stats.messages_out`` (0 for bytes outside the framing).
+
+        Raises:
+            anyio.ClosedResourceError: this stream was closed.
+            anyio.BrokenResourceError: the transport failed (the peer has gone).
         """
-        with self._send_guard:
+        if self._closed:
+            raise ClosedResourceError
+        await self._write(bytes(data), messages)
+
+    async def _write(self, data: bytes, messages: int) -> None:
+        lock = self._send_lock
+        await lock.acquire()
+        try:
             if self._closed:
                 raise ClosedResourceError
-            data = b"".join(parts)
-            await self._send(data)
-            stats = self.stats
-            stats.messages_out += len(parts)
-            stats.bytes_out += len(data)
-
-    async def _send(self, data: bytes) -> None:
-        """Write ``data`` to the transport: anyio's send, or the fast path (see _YIELD_EVERY)."""
-        fast = self._fast_send
-        if fast is None:
-            await self.transport_stream.send(data)
-            return
-        transport, protocol = fast
-        self._unyielded += 1
-        if (
-            self._unyielded > _YIELD_EVERY
-            or not protocol.write_event.is_set()
-            or protocol.exception is not None
-            or transport.is_closing()
-            or self.transport_stream._closed  # type: ignore[attr-defined]
-        ):
-            # Anything unusual, or time to yield: anyio's own send.
-            self._unyielded = 0
-            await self.transport_stream.send(data)
-            return
-        await checkpoint_if_cancelled()
-        try:
-            transport.write(data)
-        except RuntimeError as exc:  # as anyio maps it (write after write_eof re-raises)
-            if transport.is_closing():
-                raise BrokenResourceError from exc
-            raise
-        if not protocol.write_event.is_set():
-            # The kernel did not take it all: wait for the buffer to drain, as anyio does.
-            self._unyielded = 0
-            await protocol.write_event.wait()
-            if self.transport_stream._closed:  # type: ignore[attr-defined]
-                raise ClosedResourceError  # aclose() aborted the transport
-            if protocol.exception is not None:
-                raise BrokenResourceError from protocol.exception
+            self._sending = True
+            try:
+                await self.transport_stream.send(data)
+            finally:
+                self._sending = False
+        finally:
+            lock.release()
+        stats = self.stats
+        stats.messages_out += messages
+        stats.bytes_out += len(data)
 
     async def send_eof(self) -> None:
         """Half-close: send end of stream (TCP FIN) and keep receiving.
+
+        Waits for sends already in progress, so the end follows their bytes.
 
         Raises:
             NotImplementedError: the transport cannot half-close (TLS in
@@ -772,7 +612,12 @@ class FramedStream(ObjectStream[T], Generic[T]):
         """
         if self._closed:
             raise ClosedResourceError
-        await self.transport_stream.send_eof()
+        lock = self._send_lock
+        await lock.acquire()
+        try:
+            await self.transport_stream.send_eof()
+        finally:
+            lock.release()
 
     # -- the rest ------------------------------------------------------------
 
@@ -808,7 +653,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
             self._closed = True
             budget = self.buffer_budget
             if budget is not None:
-                budget.held -= self._held
+                budget.charge(-self._held)
             self._held = 0
         await self.transport_stream.aclose()
 
@@ -857,7 +702,23 @@ async def connect(
         OSError: the connection failed.
     """
     stream: ByteStream
-    if tls or ssl_context is not None:
+    if transport.asyncio_loop() is not None:
+        # asyncio or uvloop: our own transport (see framing.transport), TLS over it.
+        stream = await transport.connect_tcp(
+            host, port, local_host=local_host, happy_eyeballs_delay=happy_eyeballs_delay
+        )
+        if tls or ssl_context is not None:
+            try:
+                stream = await TLSStream.wrap(
+                    stream,
+                    hostname=tls_hostname or host,
+                    ssl_context=ssl_context,
+                    standard_compatible=tls_standard_compatible,
+                )
+            except BaseException:
+                await anyio.aclose_forcefully(stream)
+                raise
+    elif tls or ssl_context is not None:
         stream = await anyio.connect_tcp(
             host,
             port,
@@ -901,7 +762,11 @@ async def connect_unix(
     Raises:
         OSError: the connection failed.
     """
-    stream = await anyio.connect_unix(path)
+    stream: ByteStream
+    if transport.asyncio_loop() is not None:
+        stream = await transport.connect_unix(os.fsdecode(path))
+    else:
+        stream = await anyio.connect_unix(path)
     return FramedStream(
         stream,
         framer,

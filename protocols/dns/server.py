@@ -53,7 +53,8 @@ from anyio.streams.stapled import MultiListener
 
 from framing.errors import MalformedFrame
 from framing.length import LengthPrefixed
-from framing.server import ServerInfo, serve, serve_pipelined
+from framing.pipeline import serve_pipelined
+from framing.server import ServerInfo, serve
 from framing.stream import FramedStream, IdleTimeout
 from protocols.dns.answer import DEFAULT_CACHE_SIZE, Authority
 from protocols.dns.zone import Zone, example_zone

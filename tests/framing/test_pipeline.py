@@ -17,7 +17,8 @@ import pytest
 
 from framing.errors import FrameTooLarge, MalformedFrame
 from framing.length import LengthPrefixed
-from framing.server import INLINE_FLUSH_SIZE, serve, serve_pipelined
+from framing.pipeline import INLINE_FLUSH_SIZE, serve_pipelined
+from framing.server import serve
 from framing.stream import FramedStream, IdleTimeout
 from tests.framing.transports import memory_pair, stream_pair, until
 
