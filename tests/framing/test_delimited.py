@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 
 from framing.base import EofPolicy, Framer
 from framing.delimited import DEFAULT_MAX_SIZE, Delimited, Lines
-from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, MalformedFrame
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    FramingError,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
 from framing.fixed import FixedSize
 from framing.netstring import Netstring
 from framing.testing import assert_chunking_invariant, chunkings, feed_chunks, split_at
@@ -119,25 +126,43 @@ def test_encode_appends_first_delimiter() -> None:
 
 
 def test_encode_refuses_message_with_delimiter() -> None:
-    with pytest.raises(MalformedFrame, match=r"Delimited\(\): cannot encode a message of 3"):
+    with pytest.raises(EncodeError) as info:
         Delimited().encode(b"a\nb")
+    assert str(info.value) == (
+        "Delimited(): cannot encode a message of 3 bytes: it contains the delimiter "
+        "b'\\n' at offset 1, so it would not decode as sent"
+    )
+    assert info.value.framer == "Delimited()"
+    assert not isinstance(info.value, FramingError)
 
 
 def test_encode_refuses_message_that_runs_into_the_delimiter() -> None:
     # b"xa" + b"aa" = b"xaaa": b"aa" would end at byte 3 and deliver b"x".
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match=r"its last 1 byte\(s\) and the b'aa' appended form"):
         Delimited(b"aa").encode(b"xa")
     # b"a\r" + b"\n" = b"a\r\n": the longer \r\n would strip the \r.
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match=r"the delimiter b'\\r\\n' at offset 1"):
         Delimited((b"\r\n", b"\n"), encode_delimiter=b"\n").encode(b"a\r")
     assert Delimited((b"\r\n", b"\n")).encode(b"a\r") == b"a\r\r\n"
 
 
 def test_encode_refuses_message_over_max_size() -> None:
     assert Delimited(max_size=3).encode(b"abc") == b"abc\n"
-    with pytest.raises(FrameTooLarge) as info:
+    with pytest.raises(MessageTooLarge) as info:
         Delimited(max_size=3).encode(b"abcd")
-    assert (info.value.size, info.value.limit) == (4, 3)
+    assert (info.value.framer, info.value.size, info.value.limit) == ("Delimited(max_size=3)", 4, 3)
+
+
+def test_encode_refuses_str() -> None:
+    with pytest.raises(EncodeError, match=r"^Delimited\(\): expects bytes, not str$"):
+        Delimited().encode("hi")  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match=r"^Lines\(\): expects bytes, not str$"):
+        Lines().encode("hi")  # type: ignore[arg-type]
+
+
+def test_encode_accepts_bytearray_and_memoryview() -> None:
+    assert Delimited().encode(bytearray(b"a")) == b"a\n"
+    assert Lines().encode(memoryview(b"a")) == b"a\n"
 
 
 def test_max_size_default_is_64_kib() -> None:
@@ -348,7 +373,9 @@ def test_repr_shows_only_non_default_options() -> None:
         (("\n",), {}, TypeError),
         (((b"\n", "x"),), {}, TypeError),
         ((), {"max_size": 0}, ValueError),
-        ((), {"encode_delimiter": b"\r\n"}, ValueError),
+        ((), {"encode_delimiter": b""}, ValueError),
+        ((), {"encode_delimiter": b"a\nb"}, ValueError),
+        ((), {"encode_delimiter": "x"}, TypeError),
         ((), {"on_oversize": "drop"}, ValueError),
         ((), {"on_eof": "ignore"}, ValueError),
         ((), {"check_size": 3}, ValueError),
@@ -395,10 +422,12 @@ def test_lines_encode() -> None:
     assert Lines().encode(b"hi") == b"hi\n"
     assert Lines(line_ending=b"\r\n").encode(b"hi") == b"hi\r\n"
     assert Lines(strict=True).encode(b"hi") == b"hi\r\n"
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match="contains the delimiter b'\\\\n' at offset 1"):
         Lines().encode(b"a\nb")
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match="form the delimiter b'\\\\r\\\\n' at offset 12"):
         Lines().encode(b"ends with cr\r")
+    with pytest.raises(MessageTooLarge):
+        Lines(max_size=2).encode(b"abc")
     assert Lines(strict=True).encode(b"a\r") == b"a\r\r\n"
 
 
@@ -554,7 +583,7 @@ message_bytes = st.lists(st.sampled_from(b"ab\r\n\x00-ENDxy"), max_size=12).map(
 def encodable(framer: Delimited | Lines, message: bytes) -> bool:
     try:
         framer.encode(message)
-    except FramingError:
+    except EncodeError:
         return False
     return True
 
