@@ -1252,3 +1252,75 @@ def test_encode_over_max_size_error_text_names_the_numbers() -> None:
         "Delimited(max_size=2): cannot encode a message of 3 bytes: the limit is 2 bytes"
     )
     assert info.value.framer == repr(framer)
+
+
+# --- encode_delimiter other than the split delimiters (tokio's AnyDelimiterCodec) ----
+
+
+def test_encode_delimiter_any_bytes_decodes_the_split_delimiter() -> None:
+    """Split on ``,``, write ``;--;``: a stream made with ``,`` decodes, whatever the split."""
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    stream = b"a,bc,,d;--;e,"
+    assert feed_all(framer.clone(), [stream]) == [b"a", b"bc", b"", b"d;--;e"]
+    assert feed_all(framer.clone(), [bytes([b]) for b in stream]) == [b"a", b"bc", b"", b"d;--;e"]
+
+
+def test_encode_delimiter_any_bytes_is_appended() -> None:
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    assert framer.encode(b"hello") == b"hello;--;"
+    assert framer.encode(b"") == b";--;"
+    assert repr(framer) == "Delimited(b',', encode_delimiter=b';--;')"
+
+
+def test_encode_delimiter_any_bytes_refuses_a_split_delimiter_or_itself() -> None:
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    with pytest.raises(EncodeError, match="contains the delimiter b',' at offset 1"):
+        framer.encode(b"a,b")
+    with pytest.raises(EncodeError, match="contains the delimiter b';--;' at offset 1"):
+        framer.encode(b"a;--;b")
+    with pytest.raises(EncodeError, match=r"its last 3 byte\(s\) and the b';--;' appended form"):
+        framer.encode(b"a;--")
+
+
+def test_encode_delimiter_that_a_delimiter_cuts_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="contains the delimiter b';' at offset 0"):
+        Delimited(b";", encode_delimiter=b";--;")
+    # A delimiter that ends where the encode delimiter ends is no cut: CRLF for \n.
+    assert Delimited(b"\n", encode_delimiter=b"\r\n").encode(b"a") == b"a\r\n"
+
+
+def test_clone_keeps_an_encode_delimiter_of_any_bytes() -> None:
+    twin = Delimited((b",", b"|"), encode_delimiter=b";--;", max_size=9).clone()
+    assert twin.encode(b"x") == b"x;--;"
+    assert twin.feed(b"a|b,") == [b"a", b"b"]
+    assert repr(twin) == "Delimited((b',', b'|'), max_size=9, encode_delimiter=b';--;')"
+
+
+@FAST
+@given(
+    messages=st.lists(st.lists(st.sampled_from(b",;-ab"), max_size=8).map(bytes), max_size=8),
+    data=st.data(),
+)
+def test_property_encode_delimiter_any_bytes_round_trip_for_each_side(
+    messages: list[bytes], data: st.DataObject
+) -> None:
+    """Decode: a stream made with ``,`` gives its messages, however split. Encode: every
+    message accepted reads back whole from a reader splitting on ``;--;``, and on ``,`` too.
+    """
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    plain = [m for m in messages if b"," not in m]
+    stream = b"".join(m + b"," for m in plain)
+    assert feed_all(framer.clone(), data.draw(chunkings(stream))) == plain
+    for message in messages:
+        # Refused exactly when a reader would end it early: it holds a ",", or
+        # ";--;" occurs before the one appended.
+        early = b"," in message or (message + b";--;").find(b";--;") < len(message)
+        try:
+            frame = framer.encode(message)
+        except EncodeError:
+            assert early
+            continue
+        assert not early
+        assert frame == message + b";--;"
+        assert Delimited(b";--;").feed(frame) == [message]
+        assert Delimited((b",", b";--;")).feed(frame) == [message]
