@@ -29,6 +29,16 @@ gives the same "shortest frame")::
     messages:  b"xa"                   (b ends at byte 3, before abc ends at byte 4)
 
 The result depends only on the bytes, never on how the stream was split.
+The search that finds the winner, resumed chunk after chunk, is
+:mod:`framing.delimiter_search`'s.
+
+``encode`` appends ``encode_delimiter`` (the first delimiter by default). It
+may be any bytes, for a protocol whose two directions differ (tokio-util's
+``AnyDelimiterCodec``); then only the decode side round-trips::
+
+    Delimited(b",", encode_delimiter=b";--;")
+    received:  | a,b | c, |            messages: b"a", b"bc"
+    encode(b"hi"):  | hi;--; |         (for a peer that splits on ;--;)
 
 ``max_size`` counts payload bytes, the delimiter excluded. A record is known to
 be too large as soon as more than ``max_size`` of its bytes have arrived that
