@@ -29,6 +29,16 @@ gives the same "shortest frame")::
     messages:  b"xa"                   (b ends at byte 3, before abc ends at byte 4)
 
 The result depends only on the bytes, never on how the stream was split.
+The search that finds the winner, resumed chunk after chunk, is
+:mod:`framing.delimiter_search`'s.
+
+``encode`` appends ``encode_delimiter`` (the first delimiter by default). It
+may be any bytes, for a protocol whose two directions differ (tokio-util's
+``AnyDelimiterCodec``); then only the decode side round-trips::
+
+    Delimited(b",", encode_delimiter=b";--;")
+    received:  | a,b | c, |            messages: b"a", b"bc"
+    encode(b"hi"):  | hi;--; |         (for a peer that splits on ;--;)
 
 ``max_size`` counts payload bytes, the delimiter excluded. A record is known to
 be too large as soon as more than ``max_size`` of its bytes have arrived that
@@ -38,11 +48,18 @@ plus the longest delimiter, whatever a peer sends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, final
 
 from framing.base import BytesLike, EarlyCheck, EofPolicy, OversizePolicy
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.delimiter_search import delimiter_search, first_match
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
 
 __all__ = ["Delimited", "Lines"]
 
@@ -53,33 +70,6 @@ __all__ = ["Delimited", "Lines"]
 # peer who never sends a delimiter costs at most 64 KiB per connection. It is
 # also Raw's default, so no default framer delivers more than 64 KiB at once.
 DEFAULT_MAX_SIZE: Final = 65536
-
-# Delimiter sets with a shortcut (see _DelimiterEngine._feed_lines, _feed_single, _find).
-_MULTI: Final = 0  # several delimiters: one search per delimiter, no fast path
-_SINGLE: Final = 1  # one delimiter: bytes.split on it
-_CRLF: Final = 2  # exactly \n and \r\n (Lines): split on \n or \r\n, strip a \r
-
-# Which lines of a fast-path split lose a trailing \r (the \r of a \r\n).
-_STRIP_NONE: Final = 0
-_STRIP_FIRST: Final = 1
-_STRIP_ALL: Final = 2
-
-
-def _first_match(data: bytes, delimiters: Sequence[bytes]) -> tuple[int, int]:
-    """Return ``(end, length)`` of the winning match in ``data``, or ``(-1, 0)``.
-
-    The winner ends earliest; on a tie the longer delimiter wins. The earliest
-    occurrence of one delimiter is also its earliest end (its length is fixed),
-    so one ``find`` per delimiter is enough.
-    """
-    best_end, best_len = -1, 0
-    for delim in delimiters:
-        i = data.find(delim)
-        if i >= 0:
-            end = i + len(delim)
-            if best_end < 0 or end < best_end or (end == best_end and len(delim) > best_len):
-                best_end, best_len = end, len(delim)
-    return best_end, best_len
 
 
 def _check_name(check: EarlyCheck) -> str:
@@ -104,24 +94,28 @@ class _DelimiterEngine:
         "_clean",
         "_delims",
         "_encode_delim",
-        "_fast",
-        "_froms",
-        "_hits",
+        "_encode_set",
+        "_feed",
         "_keep",
-        "_kind",
         "_last",
-        "_lens",
         "_max_size",
-        "_maxlen",
         "_on_eof",
         "_on_oversize",
-        "_prefixes",
+        "_search",
         "_skip_len",
         "_skipped_bytes",
         "_skipped_frames",
         "_skipping",
+        "_split",
         "_strict",
     )
+
+    # The feed strategy and the split shortcut, chosen once in __init__ (see
+    # there). Stored as plain functions and called as ``self._feed(self, ...)``:
+    # a bound method stored on the instance would be a reference cycle, and
+    # every framer would wait for the garbage collector to be freed.
+    _feed: Callable[[_DelimiterEngine, BytesLike, int | None], list[bytes]]
+    _split: Callable[[_DelimiterEngine, bytes], list[bytes] | None]
 
     def __init__(
         self,
@@ -147,13 +141,13 @@ class _DelimiterEngine:
         if check is None and check_size != 0:
             raise ValueError("check_size was given without a check")
         self._delims = delimiters
-        self._lens = tuple(len(d) for d in delimiters)
-        self._maxlen = max(self._lens)
-        # Every proper prefix of every delimiter, longest first: the bytes at the
-        # end of the buffer that may still become a delimiter (see _partial_len).
-        prefixes = {d[:k] for d in delimiters for k in range(1, len(d))}
-        self._prefixes = tuple(sorted(prefixes, key=len, reverse=True))
+        self._search = delimiter_search(delimiters)
         self._encode_delim = encode_delimiter
+        # What encode must not let the frame end early on: every delimiter a
+        # reader may split on (see encode).
+        self._encode_set = delimiters + (
+            (encode_delimiter,) if encode_delimiter not in delimiters else ()
+        )
         self._max_size = max_size
         self._keep = keep_delimiter
         self._on_oversize = on_oversize
@@ -161,31 +155,39 @@ class _DelimiterEngine:
         self._check = check
         self._check_size = check_size
         self._strict = strict
-        if len(delimiters) == 1:
-            self._kind = _SINGLE
-        elif set(delimiters) == {b"\n", b"\r\n"}:
-            self._kind = _CRLF
-        else:
-            self._kind = _MULTI
-        # The fast path splits whole chunks, so it cannot call an early check
-        # as each record's head arrives: with a check, every record takes the
-        # general engine (_fast is falsy).
-        self._fast = _MULTI if check is not None else self._kind
-        # The byte every delimiter ends with (\n for Lines), or None when they
-        # differ or there is a check: a chunk without it completes no record,
-        # so feed can hold it at once (see feed). An int, not bytes: ``10 in
-        # chunk`` is one memchr, while CPython runs ``b"\n" in chunk`` by first
-        # trying the needle as an int, raising and clearing a TypeError: that
-        # costs about four times a memchr over a whole 2 KiB chunk.
+        # The byte every delimiter ends with (\n for Lines), when they all end
+        # with the same one and there is no check: a chunk without it completes no record,
+        # so it can be held at once (see _feed_split). An int, not bytes: ``10
+        # in chunk`` is one memchr, while CPython runs ``b"\n" in chunk`` by
+        # first trying the needle as an int, raising and clearing a TypeError:
+        # that costs about four times a memchr over a whole 2 KiB chunk.
         ends = {d[-1] for d in delimiters}
-        self._last = ends.pop() if len(ends) == 1 and check is None else None
+        # The feed strategy, chosen once for these settings:
+        # - an early check must see each record's head as it arrives, and
+        #   delimiters that end in different bytes give no cheap test for "this
+        #   chunk ends no record": the general engine, every time;
+        # - otherwise _feed_split: hold a chunk that ends no record, split the
+        #   others in C with the shortcut that fits the delimiters (Lines, one
+        #   delimiter; several with one last byte have none), falling back to
+        #   the general engine whenever the shortcut cannot prove its result.
+        if check is not None or len(ends) != 1:
+            self._last = -1  # unused: no byte ends every delimiter
+            self._feed = _DelimiterEngine._feed_general
+            self._split = _DelimiterEngine._split_none
+        else:
+            self._last = ends.pop()
+            self._feed = _DelimiterEngine._feed_split
+            if len(delimiters) == 1:
+                self._split = _DelimiterEngine._split_single
+            elif set(delimiters) == {b"\n", b"\r\n"}:
+                self._split = _DelimiterEngine._split_lines
+            else:
+                self._split = _DelimiterEngine._split_none
         self._buf = bytearray()
         # _clean: _buf holds only an unterminated record, already searched in
-        # full, and no record is being skipped. The fast path needs that; the
+        # full, and no record is being skipped. _feed_split needs that; the
         # general engine then rebuilds its search state from len(_buf).
         self._clean = True
-        self._hits: list[int] = []
-        self._froms: list[int] = []
         self._checked = False
         self._skipping = False
         self._skip_len = 0
@@ -235,24 +237,7 @@ class _DelimiterEngine:
             MalformedFrame: the early check rejected a record, or (strict
                 ``Lines``) a line ended with a bare ``\n``.
         """
-        if not self._clean or self._last is None:
-            return self._feed_general(data, limit)
-        chunk = data if type(data) is bytes else bytes(data)
-        if self._last not in chunk:
-            # Fast path, records longer than the chunks: no delimiter can end
-            # in this chunk (the held bytes hold none either: _clean), so no
-            # record completes and, whatever ``limit``, the chunk is held: one
-            # C scan and one copy. Unless that may make the record too large,
-            # which the general engine judges to the byte.
-            buf = self._buf
-            if len(buf) + len(chunk) <= self._max_size:
-                buf += chunk
-                return []
-        elif limit is None and self._fast:
-            out = self._feed_lines(chunk) if self._fast == _CRLF else self._feed_single(chunk)
-            if out is not None:
-                return out
-        return self._feed_general(chunk, limit)
+        return self._feed(self, data, limit)
 
     def feed_eof(self) -> list[bytes]:
         """Say the stream has ended; return the last records.
@@ -309,38 +294,39 @@ class _DelimiterEngine:
         r"""Return the message followed by the encoding delimiter.
 
         Raises:
-            FrameTooLarge: the message is over ``max_size``.
-            MalformedFrame: the message would not decode as itself: it contains
-                a delimiter, or its last bytes and the delimiter appended would
-                form a delimiter that ends earlier or is longer (``b"a\r"`` for
-                ``Lines()``, whose ``\r\n`` would swallow the ``\r``).
+            MessageTooLarge: the message is over ``max_size``.
+            EncodeError: the message is not bytes, or a reader would end it
+                early: it contains a delimiter (one split on, or the encoding
+                delimiter), or its last bytes and the delimiter appended form
+                one that ends earlier or is longer (``b"a\r"`` for ``Lines()``,
+                whose ``\r\n`` would swallow the ``\r``). The text names the
+                delimiter and its offset.
         """
+        if not isinstance(message, bytes | bytearray | memoryview):
+            raise EncodeError(repr(self), f"expects bytes, not {type(message).__name__}")
         msg = bytes(message)
         if len(msg) > self._max_size:
-            raise FrameTooLarge(
-                repr(self),
-                len(msg),
-                self._max_size,
-                detail=(
-                    f"cannot encode a message of {len(msg)} bytes: "
-                    f"over the limit of {self._max_size} bytes"
-                ),
-            )
+            raise MessageTooLarge(repr(self), len(msg), self._max_size)
         delim = self._encode_delim
         frame = msg + delim
-        # The round trip must hold: decoding frame gives back exactly msg.
-        if self._kind == _CRLF:
-            bad = b"\n" in msg or (delim == b"\n" and msg[-1:] == b"\r")
-        elif len(self._delims) == 1 and len(delim) == 1:
-            bad = delim in msg
-        else:
-            end, dlen = _first_match(frame, self._delims)
-            bad = end != len(frame) or dlen != len(delim)
-        if bad:
-            raise MalformedFrame(
+        # A reader splitting on any delimiter of ours, or on the one appended,
+        # must find this frame's end where the appended delimiter ends, and no
+        # earlier: then it reads back exactly msg.
+        end, dlen = first_match(frame, self._encode_set)
+        if end != len(frame) or dlen != len(delim):
+            at = end - dlen
+            found = frame[at:end]
+            if end <= len(msg):
+                where = f"it contains the delimiter {found!r} at offset {at}"
+            else:
+                where = (
+                    f"its last {len(msg) - at} byte(s) and the {delim!r} appended "
+                    f"form the delimiter {found!r} at offset {at}"
+                )
+            raise EncodeError(
                 repr(self),
-                f"cannot encode a message of {len(msg)} bytes: it contains a delimiter "
-                f"or would run into the {delim!r} appended, so it would not decode as sent",
+                f"cannot encode a message of {len(msg)} bytes: {where}, "
+                "so it would not decode as sent",
             )
         return frame
 
@@ -359,109 +345,144 @@ class _DelimiterEngine:
         self._skip_len = 0
         return held
 
-    # --- the fast path -----------------------------------------------------------
+    # --- the split strategy -------------------------------------------------------
 
-    # Both fast paths split ``data`` with ``bytes.split`` in C. They are taken
-    # when there is no limit and no early check, ``_buf`` holds only an
-    # unterminated record with no delimiter in it, and ``data`` holds the last
-    # byte of the delimiter. They change nothing and return ``None`` whenever
-    # they cannot prove the result on their own: a record that may be over
-    # ``max_size`` (the general engine then judges it to the byte), a bare
-    # ``\n`` for strict ``Lines``, a chunk with no whole delimiter. So every
-    # limit and policy is exact here too; they only decide the common,
-    # unambiguous case. One per delimiter set, each straight-line: at small
-    # records a few dozen bytecodes per chunk are measurable.
+    # _feed_split is the feed of a framer without an early check whose
+    # delimiters all end with the same byte (_last). A chunk without that byte
+    # completes no record: it is held at once, one memchr and one copy. A
+    # chunk with it is cut by the split shortcut chosen in __init__, which
+    # splits in C with ``bytes.split``. A shortcut changes nothing and returns
+    # ``None`` whenever it cannot prove the result on its own: a record that
+    # may be over ``max_size`` (the general engine then judges it to the
+    # byte), a bare ``\n`` for strict ``Lines``, a chunk with no whole
+    # delimiter. So every limit and policy is exact here too: the shortcuts
+    # only decide the common, unambiguous case, and leave the state as the
+    # general engine would (records delivered, the unterminated rest held,
+    # _clean). Each is straight-line: at small records a few dozen bytecodes
+    # per chunk are measurable.
 
-    def _feed_lines(self, data: bytes) -> list[bytes] | None:
-        r"""The fast path of ``Lines`` (``\n`` or ``\r\n``); see above."""
+    def _feed_split(self, data: BytesLike, limit: int | None) -> list[bytes]:
+        """Feed strategy: hold or split whole chunks, else the general engine."""
+        if not self._clean:
+            # Records held back by a limit, or a skip under way.
+            return self._feed_general(data, limit)
+        chunk = data if type(data) is bytes else bytes(data)
+        if self._last not in chunk:
+            # Records longer than the chunks: no delimiter can end in this
+            # chunk (the held bytes hold none either: _clean), so no record
+            # completes and, whatever ``limit``, the chunk is held. Unless that
+            # may make the record too large, which the general engine judges.
+            buf = self._buf
+            if len(buf) + len(chunk) <= self._max_size:
+                buf += chunk
+                return []
+        elif limit is None:
+            out = self._split(self, chunk)
+            if out is not None:
+                return out
+        return self._feed_general(chunk, limit)
+
+    def _take(
+        self, parts: list[bytes], size: int, first: bytes | None = None
+    ) -> list[bytes] | None:
+        """Finish a split of ``size`` new bytes into ``parts``; the records, or ``None``.
+
+        The held bytes are joined to the first part (unless ``first``, already
+        joined, is given) and the last part, unterminated, is held. Returns
+        ``None`` and changes nothing when a record may be over ``max_size``.
+        """
+        buf = self._buf
+        if first is None:
+            first = b"".join((buf, parts[0])) if buf else parts[0]
+        mx = self._max_size
+        if len(buf) + size > mx and (len(first) > mx or max(map(len, parts)) > mx):
+            # A record (the first, joined to the held bytes, or any other, the
+            # tail included) may be over max_size. No record is longer than the
+            # held bytes and data together, so when those fit, every one does.
+            return None
+        tail = parts[-1]
+        parts[0] = first
+        del parts[-1]
+        buf.clear()
+        if tail:
+            buf += tail
+        return parts
+
+    def _split_lines(self, data: bytes) -> list[bytes] | None:
+        r"""Split shortcut of ``\n`` or ``\r\n`` (``Lines``); see above."""
         if 13 not in data:  # no b"\r": memchr (see _last)
             # LF text, the common case: split on \n. Only the first line,
             # joined to the held bytes, can end with a \r (a \r\n cut between
             # chunks). Strict Lines refuse a bare \n: the general engine raises.
             if self._strict:
                 return None
-            parts = data.split(b"\n")
-            strip = _STRIP_FIRST
-        else:
-            # Probably CRLF text: split on \r\n, and keep that split when each
-            # \n of the chunk ended a part (no bare \n): nothing to strip. (A
-            # \n first in the chunk whose \r ended the held bytes counts as
-            # bare here: it goes the mixed way below.) Measured: split on \r\n
-            # plus a count of \n beats a split on \n plus a per-line strip.
-            parts = data.split(b"\r\n")
-            strip = _STRIP_NONE
-            if data.count(b"\n") != len(parts) - 1:
-                # Mixed: split on \n; every line whose last byte is \r ended
-                # with \r\n and loses it. Strict Lines: the general engine
-                # knows whether a \r ended the held bytes, and raises if not.
-                if self._strict:
-                    return None
-                parts = data.split(b"\n")
-                strip = _STRIP_ALL
-        buf = self._buf
-        tail = parts[-1]
-        first = b"".join((buf, parts[0])) if buf else parts[0]
-        mx = self._max_size
-        if len(buf) + len(data) > mx and (len(first) > mx or max(map(len, parts)) > mx):
-            # A record (the first, joined to the held bytes, or any other, the
-            # tail included) may be over max_size. No record is longer than the
-            # held bytes and data together, so when those fit, every one does.
+            lines = self._take(data.split(b"\n"), len(data))
+            if lines is not None:
+                if self._keep:
+                    # A line that ends with \r ended with \r\n: both kept.
+                    lines = [p + b"\n" for p in lines]
+                elif lines[0][-1:] == b"\r":
+                    lines[0] = lines[0][:-1]
+            return lines
+        # Probably CRLF text: split on \r\n, and keep that split when each \n
+        # of the chunk ended a part (no bare \n): nothing to strip. (A \n first
+        # in the chunk whose \r ended the held bytes counts as bare here: it
+        # goes the mixed way below.) Measured: split on \r\n plus a count of \n
+        # beats a split on \n plus a per-line strip.
+        parts = data.split(b"\r\n")
+        if data.count(b"\n") == len(parts) - 1:
+            lines = self._take(parts, len(data))
+            if lines is not None and self._keep:
+                lines = [p + b"\r\n" for p in lines]
+            return lines
+        # Mixed: split on \n; every line whose last byte is \r ended with \r\n
+        # and loses it. Strict Lines: the general engine knows whether a \r
+        # ended the held bytes, and raises if not.
+        if self._strict:
             return None
-        parts[0] = first
-        del parts[-1]
-        buf.clear()
-        if tail:
-            buf += tail
-        if self._keep:
-            # A line split on \n that ends with \r ended with \r\n: both kept.
-            ending = b"\r\n" if strip == _STRIP_NONE else b"\n"
-            parts = [p + ending for p in parts]
-        elif strip == _STRIP_FIRST:
-            if first[-1:] == b"\r":
-                parts[0] = first[:-1]
-        elif strip == _STRIP_ALL:
-            parts = [p[:-1] if p[-1:] == b"\r" else p for p in parts]
-        return parts
+        lines = self._take(data.split(b"\n"), len(data))
+        if lines is not None:
+            if self._keep:
+                lines = [p + b"\n" for p in lines]
+            else:
+                lines = [p[:-1] if p[-1:] == b"\r" else p for p in lines]
+        return lines
 
-    def _feed_single(self, data: bytes) -> list[bytes] | None:
-        r"""The fast path of one delimiter (``Delimited(b"\r\n")``...); see above."""
+    def _split_single(self, data: bytes) -> list[bytes] | None:
+        r"""Split shortcut of one delimiter (``Delimited(b"\r\n")``...); see above."""
         buf = self._buf
         delim = self._delims[0]
-        if self._prefixes and buf.endswith(self._prefixes):
+        prefixes = self._search.prefixes
+        if prefixes and buf.endswith(prefixes):
             # The held bytes end with the start of a delimiter (b"\r" for
             # b"\r\n"), which may end in data: split the two joined, as the
             # careful decoder always does. Rare, so the copy is too.
             parts = b"".join((buf, data)).split(delim)
-            first = parts[0]
+            records = self._take(parts, len(data), parts[0])
         else:
             parts = data.split(delim)
             if len(parts) == 1:
                 return None  # no whole delimiter after all (a lone \n for b"\r\n")
-            first = b"".join((buf, parts[0])) if buf else parts[0]
-        tail = parts[-1]
-        mx = self._max_size
-        if len(buf) + len(data) > mx and (len(first) > mx or max(map(len, parts)) > mx):
-            return None  # a record may be over max_size (as in _feed_lines)
-        parts[0] = first
-        del parts[-1]
-        buf.clear()
-        if tail:
-            buf += tail
-        if self._keep:
-            parts = [p + delim for p in parts]
-        return parts
+            records = self._take(parts, len(data))
+        if records is None or not self._keep:
+            return records
+        return [p + delim for p in records]
+
+    def _split_none(self, data: bytes) -> list[bytes] | None:
+        """Split shortcut of several delimiters other than Lines': none, the general engine."""
+        return None
 
     # --- the general engine ------------------------------------------------------
 
     def _feed_general(self, data: BytesLike, limit: int | None) -> list[bytes]:
         """Cut records one by one with ``bytearray.find``, every option honoured."""
         buf = self._buf
+        search = self._search
         if self._clean:
-            # Rebuild the search state: the held bytes contain no delimiter, so a
-            # match can only start in their last len-1 bytes or later.
-            held = len(buf)
-            self._hits = [-1] * len(self._delims)
-            self._froms = [max(0, held - n + 1) for n in self._lens]
+            # The split strategy does not keep the search's offsets: the held
+            # bytes contain no delimiter, which is all the search needs.
+            search.restart(len(buf))
+        find = search.find
         buf += data
         out: list[bytes] = []
         pos = 0  # start of the current record in buf
@@ -471,7 +492,7 @@ class _DelimiterEngine:
             if limit is not None and len(out) >= limit:
                 stopped = True
                 break
-            end, dlen = self._find(buf, pos)
+            end, dlen = find(buf, pos)
             if end < 0:
                 pos = self._unterminated(buf, pos, out)
                 break
@@ -507,69 +528,16 @@ class _DelimiterEngine:
             pos = end
         if pos:
             del buf[:pos]
-            self._hits = [h - pos if h >= pos else -1 for h in self._hits]
-            self._froms = [f - pos if f > pos else 0 for f in self._froms]
+            search.consumed(pos)
         self._clean = not stopped and not self._skipping
         return out
-
-    def _find(self, buf: bytearray, pos: int) -> tuple[int, int]:
-        r"""Return ``(end, length)`` of the winning delimiter at or after ``pos``, or ``(-1, 0)``.
-
-        Per delimiter, ``_hits`` remembers an occurrence found but not yet
-        reached (so a rare delimiter is not searched for again from every
-        record: that would be quadratic in a chunk of many short records), and
-        ``_froms`` where to resume when none was found: the search already
-        covered every start before it. A match can still start in the last
-        ``len(delim) - 1`` bytes, so that is where it resumes: with ``\r\n``,
-        after ``abc\r`` was searched ``_froms`` is 3, and when ``\n`` arrives
-        the search from 3 finds ``\r\n`` at 3. Each byte is searched about once
-        however the stream is split, so the engine is O(n).
-        """
-        froms = self._froms
-        if self._kind == _SINGLE:
-            # The match found is used at once: no hit to remember.
-            delim = self._delims[0]
-            start = froms[0]
-            hit = buf.find(delim, start if start > pos else pos)
-            if hit < 0:
-                froms[0] = max(pos, len(buf) - len(delim) + 1)
-                return -1, 0
-            return hit + len(delim), len(delim)
-        if self._kind == _CRLF:
-            # The first \n ends the record; a \r just before it, inside the
-            # record, makes the ending \r\n. One search, resumed where it
-            # stopped (froms[0] is only ever lower than needed).
-            start = froms[0]
-            hit = buf.find(b"\n", start if start > pos else pos)
-            if hit < 0:
-                froms[0] = max(pos, len(buf))
-                return -1, 0
-            if hit > pos and buf[hit - 1] == 0x0D:
-                return hit + 1, 2
-            return hit + 1, 1
-        best_end, best_len = -1, 0
-        hits = self._hits
-        for i, delim in enumerate(self._delims):
-            hit = hits[i]
-            if hit < pos:
-                start = froms[i]
-                hit = buf.find(delim, start if start > pos else pos)
-                if hit < 0:
-                    hits[i] = -1
-                    froms[i] = max(pos, len(buf) - len(delim) + 1)
-                    continue
-                hits[i] = hit
-            end = hit + len(delim)
-            if best_end < 0 or end < best_end or (end == best_end and len(delim) > best_len):
-                best_end, best_len = end, len(delim)
-        return best_end, best_len
 
     def _unterminated(self, buf: bytearray, pos: int, out: list[bytes]) -> int:
         """Handle the record at ``pos`` that has no delimiter yet; return the new ``pos``."""
         held = len(buf) - pos
         if self._skipping:
             # Discard all but what may be the start of the delimiter.
-            keep = min(self._maxlen - 1, held)
+            keep = min(self._search.longest - 1, held)
             self._skip_len += held - keep
             return len(buf) - keep
         mx = self._max_size
@@ -578,7 +546,7 @@ class _DelimiterEngine:
         if held <= mx and not check_due:
             return pos
         # Bytes that may be the start of a delimiter are not yet payload.
-        definite = held - self._partial_len(buf, pos)
+        definite = held - self._search.partial_len(buf, pos)
         if check_due and definite >= cs:
             self._run_check(bytes(buf[pos : pos + cs]), out)
         if definite <= mx:
@@ -596,17 +564,9 @@ class _DelimiterEngine:
             )
         self._skipping = True
         self._checked = False
-        keep = min(self._maxlen - 1, held)
+        keep = min(self._search.longest - 1, held)
         self._skip_len = held - keep
         return len(buf) - keep
-
-    def _partial_len(self, buf: bytearray, pos: int) -> int:
-        """Length of the longest tail of the record that is a proper prefix of a delimiter."""
-        held = len(buf) - pos
-        for prefix in self._prefixes:
-            if len(prefix) <= held and buf.endswith(prefix):
-                return len(prefix)
-        return 0
 
     def _run_check(self, head: bytes, out: list[bytes]) -> None:
         self._checked = True
@@ -650,6 +610,22 @@ def _as_delimiters(delimiter: bytes | Sequence[bytes]) -> tuple[bytes, ...]:
     return tuple(delims)
 
 
+def _as_encode_delimiter(ending: object, delims: tuple[bytes, ...]) -> bytes:
+    if not isinstance(ending, bytes | bytearray):
+        raise TypeError(f"encode_delimiter is bytes, not {type(ending).__name__}")
+    if not ending:
+        raise ValueError("encode_delimiter cannot be empty")
+    ending = bytes(ending)
+    # A delimiter that ends inside the encode delimiter would cut every frame.
+    end, dlen = first_match(ending, (*delims, ending))
+    if end != len(ending) or dlen != len(ending):
+        raise ValueError(
+            f"encode_delimiter {ending!r} contains the delimiter {ending[end - dlen : end]!r} "
+            f"at offset {end - dlen}: every frame would decode as two records"
+        )
+    return ending
+
+
 @final
 class Delimited(_DelimiterEngine):
     r"""Messages end with a delimiter, or with any one of several.
@@ -667,8 +643,14 @@ class Delimited(_DelimiterEngine):
             default, 64 KiB, is asyncio's ``StreamReader`` limit.
         keep_delimiter: deliver each record with the delimiter that ended it.
             ``encode`` still appends the delimiter to the message it is given.
-        encode_delimiter: the delimiter ``encode`` appends: one of the
-            delimiters; by default the first.
+        encode_delimiter: the delimiter ``encode`` appends; by default the
+            first delimiter. It may be any bytes, as tokio-util's
+            ``AnyDelimiterCodec`` writes ``;--;`` while splitting on ``,``:
+            for a protocol whose two directions end messages differently.
+            Then the round trip holds only for the decode side: a stream made
+            with the split delimiters decodes to its messages, but what
+            ``encode`` writes is for a peer that splits on
+            ``encode_delimiter``, and this framer would not read it back.
         on_oversize: ``"raise"`` :class:`~framing.FrameTooLarge` for a record over
             ``max_size``, or ``"skip"`` it: its bytes are discarded as they
             arrive, up to and including its delimiter, counted in
@@ -685,15 +667,20 @@ class Delimited(_DelimiterEngine):
         check_size: how many bytes ``check`` wants (at least 1, required with ``check``).
 
     Raises:
-        ValueError: an empty delimiter, an ``encode_delimiter`` that is not one
-            of the delimiters, or an option out of range.
-        TypeError: a delimiter that is not bytes.
+        ValueError: an empty delimiter or ``encode_delimiter``, an
+            ``encode_delimiter`` in which a delimiter ends before its own end
+            (every frame would decode as two records), or an option out of range.
+        TypeError: a delimiter or ``encode_delimiter`` that is not bytes.
 
-    ``encode`` raises :class:`~framing.MalformedFrame` for a message that would
-    not decode as itself (it contains a delimiter), rather than ``ValueError``:
-    like :class:`~framing.FrameTooLarge` for a message over ``max_size``, it is
-    a message this framing cannot carry, and both are caught as
-    :class:`~framing.FramingError`.
+    ``encode`` refuses, with :class:`~framing.EncodeError` (a ``ValueError``:
+    the caller's fault, not the peer's), a message that a reader could end
+    early: one that contains any of the delimiters or ``encode_delimiter``, or
+    whose last bytes run into the delimiter appended. Refusing the split
+    delimiters too, when ``encode_delimiter`` is none of them, is a choice:
+    a peer that reads what we write often splits on the same set we do (as
+    tokio-util's codec, built from one set), and a message that would be cut
+    there is better refused at the sender. A message over ``max_size`` raises
+    :class:`~framing.MessageTooLarge`.
     """
 
     __slots__ = ()
@@ -711,17 +698,16 @@ class Delimited(_DelimiterEngine):
         check_size: int = 0,
     ) -> None:
         delims = _as_delimiters(delimiter)
-        if encode_delimiter is None:
-            encode_delimiter = delims[0]
-        elif bytes(encode_delimiter) not in delims:
-            raise ValueError(
-                f"encode_delimiter {encode_delimiter!r} is not one of the delimiters {delims!r}"
-            )
+        ending = (
+            delims[0]
+            if encode_delimiter is None
+            else _as_encode_delimiter(encode_delimiter, delims)
+        )
         super().__init__(
             delims,
             max_size=max_size,
             keep_delimiter=keep_delimiter,
-            encode_delimiter=bytes(encode_delimiter),
+            encode_delimiter=ending,
             on_oversize=on_oversize,
             on_eof=on_eof,
             check=check,

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,10 +11,24 @@ from hypothesis import strategies as st
 
 from framing.base import EofPolicy, Framer
 from framing.delimited import DEFAULT_MAX_SIZE, Delimited, Lines
-from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, MalformedFrame
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    FramingError,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
 from framing.fixed import FixedSize
 from framing.netstring import Netstring
-from framing.testing import assert_chunking_invariant, chunkings, feed_chunks, split_at
+from framing.testing import (
+    assert_chunking_invariant,
+    check_framer,
+    chunkings,
+    feed_chunks,
+    message_lists,
+    split_at,
+)
 from tests.framing.traces import draw_steps, trace_feeds
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -119,25 +136,43 @@ def test_encode_appends_first_delimiter() -> None:
 
 
 def test_encode_refuses_message_with_delimiter() -> None:
-    with pytest.raises(MalformedFrame, match=r"Delimited\(\): cannot encode a message of 3"):
+    with pytest.raises(EncodeError) as info:
         Delimited().encode(b"a\nb")
+    assert str(info.value) == (
+        "Delimited(): cannot encode a message of 3 bytes: it contains the delimiter "
+        "b'\\n' at offset 1, so it would not decode as sent"
+    )
+    assert info.value.framer == "Delimited()"
+    assert not isinstance(info.value, FramingError)
 
 
 def test_encode_refuses_message_that_runs_into_the_delimiter() -> None:
     # b"xa" + b"aa" = b"xaaa": b"aa" would end at byte 3 and deliver b"x".
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match=r"its last 1 byte\(s\) and the b'aa' appended form"):
         Delimited(b"aa").encode(b"xa")
     # b"a\r" + b"\n" = b"a\r\n": the longer \r\n would strip the \r.
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match=r"the delimiter b'\\r\\n' at offset 1"):
         Delimited((b"\r\n", b"\n"), encode_delimiter=b"\n").encode(b"a\r")
     assert Delimited((b"\r\n", b"\n")).encode(b"a\r") == b"a\r\r\n"
 
 
 def test_encode_refuses_message_over_max_size() -> None:
     assert Delimited(max_size=3).encode(b"abc") == b"abc\n"
-    with pytest.raises(FrameTooLarge) as info:
+    with pytest.raises(MessageTooLarge) as info:
         Delimited(max_size=3).encode(b"abcd")
-    assert (info.value.size, info.value.limit) == (4, 3)
+    assert (info.value.framer, info.value.size, info.value.limit) == ("Delimited(max_size=3)", 4, 3)
+
+
+def test_encode_refuses_str() -> None:
+    with pytest.raises(EncodeError, match=r"^Delimited\(\): expects bytes, not str$"):
+        Delimited().encode("hi")  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match=r"^Lines\(\): expects bytes, not str$"):
+        Lines().encode("hi")  # type: ignore[arg-type]
+
+
+def test_encode_accepts_bytearray_and_memoryview() -> None:
+    assert Delimited().encode(bytearray(b"a")) == b"a\n"
+    assert Lines().encode(memoryview(b"a")) == b"a\n"
 
 
 def test_max_size_default_is_64_kib() -> None:
@@ -348,7 +383,9 @@ def test_repr_shows_only_non_default_options() -> None:
         (("\n",), {}, TypeError),
         (((b"\n", "x"),), {}, TypeError),
         ((), {"max_size": 0}, ValueError),
-        ((), {"encode_delimiter": b"\r\n"}, ValueError),
+        ((), {"encode_delimiter": b""}, ValueError),
+        ((), {"encode_delimiter": b"a\nb"}, ValueError),
+        ((), {"encode_delimiter": "x"}, TypeError),
         ((), {"on_oversize": "drop"}, ValueError),
         ((), {"on_eof": "ignore"}, ValueError),
         ((), {"check_size": 3}, ValueError),
@@ -395,10 +432,12 @@ def test_lines_encode() -> None:
     assert Lines().encode(b"hi") == b"hi\n"
     assert Lines(line_ending=b"\r\n").encode(b"hi") == b"hi\r\n"
     assert Lines(strict=True).encode(b"hi") == b"hi\r\n"
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match="contains the delimiter b'\\\\n' at offset 1"):
         Lines().encode(b"a\nb")
-    with pytest.raises(MalformedFrame):
+    with pytest.raises(EncodeError, match="form the delimiter b'\\\\r\\\\n' at offset 12"):
         Lines().encode(b"ends with cr\r")
+    with pytest.raises(MessageTooLarge):
+        Lines(max_size=2).encode(b"abc")
     assert Lines(strict=True).encode(b"a\r") == b"a\r\r\n"
 
 
@@ -554,7 +593,7 @@ message_bytes = st.lists(st.sampled_from(b"ab\r\n\x00-ENDxy"), max_size=12).map(
 def encodable(framer: Delimited | Lines, message: bytes) -> bool:
     try:
         framer.encode(message)
-    except FramingError:
+    except EncodeError:
         return False
     return True
 
@@ -880,3 +919,408 @@ def test_general_engine_skips_two_oversize_records_and_counts_both() -> None:
     assert (framer.skipped_frames, framer.skipped_bytes) == (2, 11)
     assert framer.buffered == 1
     assert framer.feed(b";") == [b"d"]
+
+
+# --- edges on rare paths: error texts and fields, boundaries of max_size and ---------
+# --- check_size, the state detach and feed_eof leave, encode refusals ---------------
+
+
+def reject_x(head: bytes) -> str | None:
+    """An early check that refuses records starting with ``x``."""
+    return "starts with x" if head.startswith(b"x") else None
+
+
+# --- settings errors: the text says which option and which value -------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "text"),
+    [
+        ({"max_size": 0}, "max_size must be at least 1, not 0"),
+        ({"on_oversize": "drop"}, "on_oversize must be 'raise' or 'skip', not 'drop'"),
+        ({"on_eof": "ignore"}, "on_eof must be 'raise' or 'deliver', not 'ignore'"),
+        ({"check": reject_x, "check_size": 0}, "check_size must be at least 1 with a check, not 0"),
+        ({"check_size": 3}, "check_size was given without a check"),
+    ],
+)
+def test_settings_errors_name_the_option_and_value(kwargs: dict[str, object], text: str) -> None:
+    """Each bad option raises ValueError with a message naming it and the value given."""
+    exact = f"^{re.escape(text)}$"
+    with pytest.raises(ValueError, match=exact):
+        Delimited(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=exact):
+        Lines(**kwargs)  # type: ignore[arg-type]
+
+
+# --- encode with several delimiters ------------------------------------------------
+
+
+def test_encode_refuses_message_holding_another_one_byte_delimiter() -> None:
+    """With ``;`` and ``|``, a message holding ``|`` cannot be sent with ``;`` appended."""
+    framer = Delimited((b";", b"|"))
+    assert framer.encode(b"ab") == b"ab;"
+    with pytest.raises(EncodeError) as info:
+        framer.encode(b"a|b")
+    assert info.value.framer == "Delimited((b';', b'|'))"
+    assert framer.feed(b"a|b;") == [b"a", b"b"]  # what the peer would have read
+
+
+def test_encode_refuses_message_holding_a_shorter_delimiter_before_a_longer_one() -> None:
+    r"""A ``\n`` in the message ends a record before the ``END`` appended can."""
+    framer = Delimited((b"\n", b"END"), encode_delimiter=b"END")
+    assert framer.encode(b"ab") == b"abEND"
+    with pytest.raises(EncodeError, match="would not decode as sent"):
+        framer.encode(b"a\nb")
+
+
+# --- the partial delimiter held is the longest one ---------------------------------
+
+
+def test_partial_delimiter_is_the_longest_prefix_of_any_delimiter() -> None:
+    """``ab`` may begin ``abc`` (two bytes), not only ``bd`` (one): not payload yet."""
+    framer = Delimited((b"abc", b"bd"), max_size=3)
+    assert framer.feed(b"xxxab") == []  # 3 payload bytes, then a possible "abc"
+    assert framer.buffered == 5
+    assert framer.feed(b"c") == [b"xxx"]
+
+
+def test_partial_delimiter_is_sought_only_in_the_current_record() -> None:
+    """The delimiter that ended the last record is not the start of the next one.
+
+    ``abca`` ends ``x``; then ``bc`` cannot begin ``abca`` (it would need the
+    ``a`` already consumed), so two payload bytes are over ``max_size=1``.
+    """
+    framer = Delimited(b"abca", max_size=1)
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"xabcabc")
+    assert (info.value.size, info.value.limit, info.value.messages) == (2, 1, [b"x"])
+
+
+# --- the early check: exactly when it runs -----------------------------------------
+
+
+def test_check_runs_when_exactly_check_size_bytes_have_arrived() -> None:
+    """The head goes to the check as soon as it is complete, not one byte later."""
+    heads: list[bytes] = []
+    framer = Delimited(check=heads.append, check_size=3)
+    assert framer.feed(b"ab") == []
+    assert heads == []
+    assert framer.feed(b"c") == []
+    assert heads == [b"abc"]
+    with pytest.raises(MalformedFrame):
+        Delimited(check=reject_x, check_size=3).feed(b"xyz")
+
+
+def test_check_size_equal_to_max_size_checks_a_whole_oversize_record() -> None:
+    """With ``check_size == max_size`` an oversize record is checked before its size."""
+    with pytest.raises(MalformedFrame) as info:
+        Delimited(max_size=3, check=reject_x, check_size=3).feed(b"ok\nxyzw\n")
+    assert info.value.messages == [b"ok"]
+    heads: list[bytes] = []
+    framer = Delimited(max_size=3, on_oversize="skip", check=heads.append, check_size=3)
+    assert framer.feed(b"abcd\nok\n") == [b"ok"]
+    assert heads == [b"abc", b"ok"]
+    assert (framer.skipped_frames, framer.skipped_bytes) == (1, 4)
+
+
+# --- skipping oversize records -----------------------------------------------------
+
+
+def test_skip_counts_each_record_skipped_as_it_arrives() -> None:
+    """Records found oversize before their delimiter arrives are each counted, in full."""
+    framer = Delimited(max_size=2, on_oversize="skip")
+    assert framer.feed(b"abcd") == []  # over 2: skipped from here on
+    assert framer.feed(b"ef\nghij") == []  # ends the first, starts the second
+    assert (framer.skipped_frames, framer.skipped_bytes) == (1, 6)
+    assert framer.feed(b"k\nok\n") == [b"ok"]
+    assert (framer.skipped_frames, framer.skipped_bytes) == (2, 11)
+
+
+# --- feed_eof: errors and counters for the unterminated last record ----------------
+
+
+def test_feed_eof_oversize_tail_error_carries_framer_numbers_and_messages() -> None:
+    r"""An over-long tail delivered at the end raises with its size and earlier records.
+
+    ``abc\r`` fits while the ``\r`` may begin ``\r\n``; at the end it is a
+    4-byte record, over 3. The record held back by ``limit=0`` comes first.
+    """
+    framer = Delimited(b"\r\n", max_size=3, on_eof="deliver")
+    assert framer.feed(b"a\r\nabc\r", limit=0) == []
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed_eof()
+    exc = info.value
+    assert exc.framer == "Delimited(b'\\r\\n', max_size=3, on_eof='deliver')"
+    assert (exc.size, exc.limit, exc.messages) == (4, 3, [b"a"])
+    assert str(exc).startswith(exc.framer + ": frame of 4 bytes")
+
+
+def test_feed_eof_checks_and_skips_an_oversize_tail_and_counts_it() -> None:
+    """At the end, an unchecked tail is checked on its head, then skipped and counted.
+
+    ``aEN`` was never checked while ``EN`` might begin ``END``; at the end it is
+    a 3-byte record over ``max_size=2``: checked (``check_size == max_size``),
+    then skipped, counted after the record skipped before it.
+    """
+    heads: list[bytes] = []
+    framer = Delimited(
+        b"END",
+        max_size=2,
+        on_oversize="skip",
+        on_eof="deliver",
+        check=heads.append,
+        check_size=2,
+    )
+    assert framer.feed(b"xxxENDaEN") == []
+    assert heads == [b"xx"]
+    assert (framer.skipped_frames, framer.skipped_bytes) == (1, 3)
+    assert framer.feed_eof() == []
+    assert heads == [b"xx", b"aE"]
+    assert (framer.skipped_frames, framer.skipped_bytes) == (2, 6)
+
+
+def test_feed_eof_check_rejecting_the_tail_keeps_earlier_records() -> None:
+    """A tail shorter than ``check_size`` is checked at the end; the error keeps earlier records."""
+    framer = Delimited(on_eof="deliver", check=reject_x, check_size=5)
+    assert framer.feed(b"a\nxy", limit=0) == []
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed_eof()
+    assert info.value.messages == [b"a"]
+    assert "starts with x" in str(info.value)
+
+
+def test_feed_eof_leaves_a_fresh_framer_whose_next_record_is_checked() -> None:
+    """After feed_eof checked and delivered a tail, the framer checks the next record again.
+
+    ``ok`` is shorter than ``check_size``: it is checked only at the end.
+    """
+    framer = Delimited(on_eof="deliver", check=reject_x, check_size=5)
+    assert framer.feed(b"ok") == []
+    assert framer.feed_eof() == [b"ok"]
+    with pytest.raises(MalformedFrame):
+        framer.feed(b"xyz\n")
+
+
+# --- detach: the framer is left as new ---------------------------------------------
+
+
+def test_detach_resets_the_early_check() -> None:
+    """A record whose head was checked, then detached: the next record is checked afresh."""
+    framer = Delimited(check=reject_x, check_size=1)
+    assert framer.feed(b"ab") == []  # "a" checked and accepted
+    assert framer.detach() == b"ab"
+    with pytest.raises(MalformedFrame):
+        framer.feed(b"xy\n")
+
+
+def test_detach_inside_a_skip_ends_the_skip() -> None:
+    """After detach during a skip, the next record is delivered, not skipped or counted."""
+    framer = Delimited(b"\r\n", max_size=2, on_oversize="skip")
+    assert framer.feed(b"abcdef\r") == []
+    assert framer.detach() == b"\r"
+    assert framer.feed(b"ok\r\nno\r\n", limit=1) == [b"ok"]
+    assert framer.feed(b"", limit=1) == [b"no"]
+    assert (framer.skipped_frames, framer.skipped_bytes) == (0, 0)
+
+
+# --- Lines -------------------------------------------------------------------------
+
+
+def test_lines_crlf_chunk_ending_mid_line() -> None:
+    r"""A chunk of CRLF lines cut inside a line: the whole lines, the rest held."""
+    framer = Lines()
+    assert framer.feed(b"XX\r\nXXI") == [b"XX"]
+    assert framer.buffered == 3
+    assert framer.feed(b"\r\n") == [b"XXI"]
+
+
+def test_lines_clone_keeps_on_eof() -> None:
+    """A clone of ``Lines(on_eof="deliver")`` delivers an unterminated last line too."""
+    twin = Lines(on_eof="deliver", max_size=9).clone()
+    assert repr(twin) == "Lines(max_size=9, on_eof='deliver')"
+    assert twin.feed(b"a\nlast") == [b"a"]
+    assert twin.feed_eof() == [b"last"]
+
+
+# --- the generic contract (framing.testing.check_framer) over delimiter sets ---------
+
+# Few examples each: many settings, and the property tests above go deeper.
+CONTRACT_EXAMPLES = 15
+
+
+@pytest.mark.parametrize(
+    "delimiters",
+    [(b"\n",), (b"\r\n",), (b"\r\n", b"\n"), (b"ab", b"b"), (b"aba",), (b"xx", b"xxx")],
+)
+def test_contract_holds_for_overlapping_delimiters(delimiters: tuple[bytes, ...]) -> None:
+    alphabet = bytes(sorted(set(b"".join(delimiters)) | {ord("q")}))
+    check_framer(
+        lambda: Delimited(delimiters, max_size=50),
+        message_lists(max_size=50, forbid=delimiters, alphabet=alphabet, max_messages=6).filter(
+            lambda ms: all(_representable(delimiters, m) for m in ms)
+        ),
+        max_examples=CONTRACT_EXAMPLES,
+        overhead=max(map(len, delimiters)),
+    )
+
+
+def _representable(delimiters: tuple[bytes, ...], message: bytes) -> bool:
+    try:
+        Delimited(delimiters, max_size=50).encode(message)
+    except EncodeError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+def test_lines_contract_holds_for_each_line_ending(ending: bytes) -> None:
+    check_framer(
+        lambda: Lines(line_ending=ending, max_size=30),
+        message_lists(max_size=30, forbid=[b"\n", b"\r"], alphabet=b"ab\r\n"),
+        max_examples=CONTRACT_EXAMPLES,
+        overhead=2,
+    )
+
+
+def test_lines_clone_keeps_ending_and_check() -> None:
+    def no_q(head: bytes) -> str | None:
+        return "q" if head.startswith(b"q") else None
+
+    twin = Lines(line_ending=b"\r\n", check=no_q, check_size=1).clone()
+    assert twin.encode(b"a") == b"a\r\n"
+    with pytest.raises(MalformedFrame):
+        twin.feed(b"quit\n")
+    assert repr(twin) == repr(Lines(line_ending=b"\r\n", check=no_q, check_size=1))
+
+
+def test_repr_names_a_check_without_qualname() -> None:
+    bound = functools.partial(lambda head: None)
+    assert repr(bound) in repr(Delimited(b"\n", check=bound, check_size=1))
+
+
+@pytest.mark.parametrize(
+    ("make", "text"),
+    [
+        (
+            lambda: Delimited("\n"),  # type: ignore[arg-type]
+            "a delimiter is bytes, not str: write b'...'",
+        ),
+        (
+            lambda: Delimited([1]),  # type: ignore[list-item]
+            "a delimiter is bytes, not int",
+        ),
+        (lambda: Delimited([b""]), "a delimiter cannot be empty"),
+        (lambda: Delimited([]), "at least one delimiter is needed"),
+        (
+            lambda: Delimited(b"\n", encode_delimiter=b"x\ny"),
+            "encode_delimiter b'x\\ny' contains the delimiter b'\\n' at offset 1: "
+            "every frame would decode as two records",
+        ),
+        (
+            lambda: Delimited(b"\n", encode_delimiter="x"),  # type: ignore[arg-type]
+            "encode_delimiter is bytes, not str",
+        ),
+        (lambda: Delimited(b"\n", encode_delimiter=b""), "encode_delimiter cannot be empty"),
+        (
+            lambda: Lines(strict=True, line_ending=b"\n"),
+            "strict Lines end every line with \\r\\n: line_ending must be too",
+        ),
+    ],
+)
+def test_settings_errors_name_the_delimiter_problem(make: Any, text: str) -> None:
+    with pytest.raises((TypeError, ValueError)) as info:
+        make()
+    assert str(info.value) == text
+
+
+def test_feed_earliest_end_wins_over_a_longer_later_match() -> None:
+    # "a" ends at 2, "abc" at 4: the earlier wins, leaving "bc" for the next record.
+    got = feed_chunks(Delimited((b"a", b"abc"), on_eof="deliver"), [b"xabcqa"])
+    assert got == [b"x", b"bcq"]
+
+
+def test_clone_keeps_encode_delimiter() -> None:
+    framer = Delimited((b"\n", b"\r\n"), encode_delimiter=b"\r\n").clone()
+    assert framer.encode(b"a") == b"a\r\n"
+
+
+def test_encode_over_max_size_error_text_names_the_numbers() -> None:
+    framer = Delimited(b"\n", max_size=2)
+    with pytest.raises(MessageTooLarge) as info:
+        framer.encode(b"abc")
+    assert str(info.value) == (
+        "Delimited(max_size=2): cannot encode a message of 3 bytes: the limit is 2 bytes"
+    )
+    assert info.value.framer == repr(framer)
+
+
+# --- encode_delimiter other than the split delimiters (tokio's AnyDelimiterCodec) ----
+
+
+def test_encode_delimiter_any_bytes_decodes_the_split_delimiter() -> None:
+    """Split on ``,``, write ``;--;``: a stream made with ``,`` decodes, whatever the split."""
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    stream = b"a,bc,,d;--;e,"
+    assert feed_all(framer.clone(), [stream]) == [b"a", b"bc", b"", b"d;--;e"]
+    assert feed_all(framer.clone(), [bytes([b]) for b in stream]) == [b"a", b"bc", b"", b"d;--;e"]
+
+
+def test_encode_delimiter_any_bytes_is_appended() -> None:
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    assert framer.encode(b"hello") == b"hello;--;"
+    assert framer.encode(b"") == b";--;"
+    assert repr(framer) == "Delimited(b',', encode_delimiter=b';--;')"
+
+
+def test_encode_delimiter_any_bytes_refuses_a_split_delimiter_or_itself() -> None:
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    with pytest.raises(EncodeError, match="contains the delimiter b',' at offset 1"):
+        framer.encode(b"a,b")
+    with pytest.raises(EncodeError, match="contains the delimiter b';--;' at offset 1"):
+        framer.encode(b"a;--;b")
+    with pytest.raises(EncodeError, match=r"its last 3 byte\(s\) and the b';--;' appended form"):
+        framer.encode(b"a;--")
+
+
+def test_encode_delimiter_that_a_delimiter_cuts_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="contains the delimiter b';' at offset 0"):
+        Delimited(b";", encode_delimiter=b";--;")
+    # A delimiter that ends where the encode delimiter ends is no cut: CRLF for \n.
+    assert Delimited(b"\n", encode_delimiter=b"\r\n").encode(b"a") == b"a\r\n"
+
+
+def test_clone_keeps_an_encode_delimiter_of_any_bytes() -> None:
+    twin = Delimited((b",", b"|"), encode_delimiter=b";--;", max_size=9).clone()
+    assert twin.encode(b"x") == b"x;--;"
+    assert twin.feed(b"a|b,") == [b"a", b"b"]
+    assert repr(twin) == "Delimited((b',', b'|'), max_size=9, encode_delimiter=b';--;')"
+
+
+@FAST
+@given(
+    messages=st.lists(st.lists(st.sampled_from(b",;-ab"), max_size=8).map(bytes), max_size=8),
+    data=st.data(),
+)
+def test_property_encode_delimiter_any_bytes_round_trip_for_each_side(
+    messages: list[bytes], data: st.DataObject
+) -> None:
+    """Decode: a stream made with ``,`` gives its messages, however split. Encode: every
+    message accepted reads back whole from a reader splitting on ``;--;``, and on ``,`` too.
+    """
+    framer = Delimited(b",", encode_delimiter=b";--;")
+    plain = [m for m in messages if b"," not in m]
+    stream = b"".join(m + b"," for m in plain)
+    assert feed_all(framer.clone(), data.draw(chunkings(stream))) == plain
+    for message in messages:
+        # Refused exactly when a reader would end it early: it holds a ",", or
+        # ";--;" occurs before the one appended.
+        early = b"," in message or (message + b";--;").find(b";--;") < len(message)
+        try:
+            frame = framer.encode(message)
+        except EncodeError:
+            assert early
+            continue
+        assert not early
+        assert frame == message + b";--;"
+        assert Delimited(b";--;").feed(frame) == [message]
+        assert Delimited((b",", b";--;")).feed(frame) == [message]

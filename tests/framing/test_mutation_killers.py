@@ -90,40 +90,6 @@ def test_length_prefixed_contract_with_header_options(options: dict[str, int]) -
     check_framer(make, messages, max_examples=EXAMPLES, overhead=2 + offset)
 
 
-@pytest.mark.parametrize(
-    "delimiters",
-    [(b"\n",), (b"\r\n",), (b"\r\n", b"\n"), (b"ab", b"b"), (b"aba",), (b"xx", b"xxx")],
-)
-def test_delimited_contract(delimiters: tuple[bytes, ...]) -> None:
-    alphabet = bytes(sorted(set(b"".join(delimiters)) | {ord("q")}))
-    check_framer(
-        lambda: Delimited(delimiters, max_size=50),
-        message_lists(max_size=50, forbid=delimiters, alphabet=alphabet, max_messages=6).filter(
-            lambda ms: all(_representable(delimiters, m) for m in ms)
-        ),
-        max_examples=EXAMPLES,
-        overhead=max(map(len, delimiters)),
-    )
-
-
-def _representable(delimiters: tuple[bytes, ...], message: bytes) -> bool:
-    try:
-        Delimited(delimiters, max_size=50).encode(message)
-    except MalformedFrame:
-        return False
-    return True
-
-
-@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
-def test_lines_contract(ending: bytes) -> None:
-    check_framer(
-        lambda: Lines(line_ending=ending, max_size=30),
-        message_lists(max_size=30, forbid=[b"\n", b"\r"], alphabet=b"ab\r\n"),
-        max_examples=EXAMPLES,
-        overhead=2,
-    )
-
-
 @pytest.mark.parametrize("max_size", [0, 9, 10, 99, 65536])
 def test_netstring_contract(max_size: int) -> None:
     check_framer(
@@ -347,25 +313,6 @@ def test_plain_headers_take_the_struct_fast_path(header: Any, names: tuple[str, 
     assert (reader is None) == (not names)
 
 
-# --- Lines and Delimited -----------------------------------------------------------
-
-
-def test_lines_clone_keeps_ending_and_check() -> None:
-    def no_q(head: bytes) -> str | None:
-        return "q" if head.startswith(b"q") else None
-
-    twin = Lines(line_ending=b"\r\n", check=no_q, check_size=1).clone()
-    assert twin.encode(b"a") == b"a\r\n"
-    with pytest.raises(MalformedFrame):
-        twin.feed(b"quit\n")
-    assert repr(twin) == repr(Lines(line_ending=b"\r\n", check=no_q, check_size=1))
-
-
-def test_delimited_repr_names_a_check_without_qualname() -> None:
-    bound = functools.partial(lambda head: None)
-    assert repr(bound) in repr(Delimited(b"\n", check=bound, check_size=1))
-
-
 # --- error texts, pinned: the log line alone must tell what the peer did -----------
 
 
@@ -396,7 +343,6 @@ def test_netstring_accepts_exactly_max_size() -> None:
         (Netstring(max_size=5), b"toolong", FrameTooLarge, "over the limit of 5 bytes"),
         (FixedSize(3), b"ab", MalformedFrame, "2 bytes: records are 3"),
         (FixedSize(3), b"abcd", FrameTooLarge, "4 bytes: records are 3"),
-        (Delimited(b"\n", max_size=2), b"abc", FrameTooLarge, "over the limit of 2 bytes"),
     ],
 )
 def test_encode_error_texts(framer: Any, message: bytes, error: type[Exception], text: str) -> None:
@@ -406,35 +352,6 @@ def test_encode_error_texts(framer: Any, message: bytes, error: type[Exception],
     rest = text if text[0].isdigit() else f"{len(message)} bytes: {text}"
     assert str(info.value) == prefix + rest
     assert info.value.framer == repr(framer)  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize(
-    ("make", "text"),
-    [
-        (
-            lambda: Delimited("\n"),  # type: ignore[arg-type]
-            "a delimiter is bytes, not str: write b'...'",
-        ),
-        (
-            lambda: Delimited([1]),  # type: ignore[list-item]
-            "a delimiter is bytes, not int",
-        ),
-        (lambda: Delimited([b""]), "a delimiter cannot be empty"),
-        (lambda: Delimited([]), "at least one delimiter is needed"),
-        (
-            lambda: Delimited(b"\n", encode_delimiter=b"x"),
-            "encode_delimiter b'x' is not one of the delimiters (b'\\n',)",
-        ),
-        (
-            lambda: Lines(strict=True, line_ending=b"\n"),
-            "strict Lines end every line with \\r\\n: line_ending must be too",
-        ),
-    ],
-)
-def test_delimited_settings_errors(make: Any, text: str) -> None:
-    with pytest.raises((TypeError, ValueError)) as info:
-        make()
-    assert str(info.value) == text
 
 
 @pytest.mark.parametrize(
@@ -470,17 +387,6 @@ def test_fixed_size_keeps_the_tail_of_a_large_chunk() -> None:
     assert framer.feed(b"abcdefgh") == [b"abc", b"def"]
     assert framer.buffered == 2
     assert framer.feed(bytearray(b"i")) == [b"ghi"]
-
-
-def test_delimited_earliest_end_wins_over_a_longer_later_match() -> None:
-    # "a" ends at 2, "abc" at 4: the earlier wins, leaving "bc" for the next record.
-    got = feed_chunks(Delimited((b"a", b"abc"), on_eof="deliver"), [b"xabcqa"])
-    assert got == [b"x", b"bcq"]
-
-
-def test_delimited_clone_keeps_encode_delimiter() -> None:
-    framer = Delimited((b"\n", b"\r\n"), encode_delimiter=b"\r\n").clone()
-    assert framer.encode(b"a") == b"a\r\n"
 
 
 def test_netstring_encode_error_carries_size_and_limit() -> None:
