@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -22,7 +23,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ RSS_PEAK_KB = 64 * 1024
 SETTLE_SECONDS = 10.0
 #: "Promptly": a good client's request is answered within this many seconds.
 PROMPT_SECONDS = 5.0
+#: How much of a server's output :attr:`Server.log` keeps, in bytes.
+LOG_KEPT = 4 * 1024 * 1024
 
 #: The idle timeout the servers under attack run with, in seconds, and their
 #: message timeout (a begun message must finish within it: RFC 7766 6.2.3).
@@ -92,6 +95,7 @@ class Server:
         argv: the command line after ``python -m``.
         kind: ``"echo"`` or ``"dns"``.
         spec: the echo server's ``--framing`` (``""`` for DNS).
+        nofile: the soft ``RLIMIT_NOFILE`` to start it with; ``None`` inherits ours.
         port: the port it printed on start.
         peak_rss_kb: the largest RSS seen by :meth:`sample` since the last snapshot.
     """
@@ -99,10 +103,15 @@ class Server:
     argv: list[str]
     kind: str
     spec: str
+    nofile: int | None = None
     proc: subprocess.Popen[bytes] | None = None
     port: int = 0
     peak_rss_kb: int = 0
     output: list[bytes] = field(default_factory=list)
+    #: Everything it printed since it started (the last LOG_KEPT bytes of it),
+    #: and how many bytes before those were dropped: see :meth:`log_since`.
+    log: bytearray = field(default_factory=bytearray)
+    log_dropped: int = 0
 
     @property
     def pid(self) -> int:
@@ -119,6 +128,11 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
+        if self.nofile is not None:
+            # Lowered from outside at once: the interpreter is still starting and
+            # has opened a handful of descriptors; the limit binds every later one.
+            _, hard = resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(self.proc.pid, resource.RLIMIT_NOFILE, (self.nofile, hard))
         assert self.proc.stdout is not None
         os.set_blocking(self.proc.stdout.fileno(), False)
         deadline = time.monotonic() + 20
@@ -149,7 +163,23 @@ class Server:
                 data += chunk
         self.output.append(data)
         del self.output[:-4]
+        self.log += data
+        if len(self.log) > LOG_KEPT:
+            drop = len(self.log) - LOG_KEPT
+            del self.log[:drop]
+            self.log_dropped += drop
         return data
+
+    def log_mark(self) -> int:
+        """A position in the server's output: everything printed up to now."""
+        self.drain_output()
+        return self.log_dropped + len(self.log)
+
+    def log_since(self, mark: int) -> list[str]:
+        """The lines the server printed after ``mark`` (a :meth:`log_mark`), up to now."""
+        self.drain_output()
+        text = bytes(self.log[max(0, mark - self.log_dropped) :])
+        return text.decode(errors="replace").splitlines()
 
     def stop(self) -> None:
         """SIGTERM, then wait (bounded); SIGKILL if it will not stop."""
@@ -207,8 +237,12 @@ class Server:
         return after
 
 
-def echo_server(spec: str, loop: str, *extra: str) -> Server:
-    """``framing echo --framing SPEC`` on a free port, quiet, with the attack limits."""
+def echo_server(spec: str, loop: str, *extra: str, limits: Sequence[str] = LIMIT_ARGS) -> Server:
+    """``framing echo --framing SPEC`` on a free port, quiet, with ``limits`` (the attack limits).
+
+    ``limits`` replaces the timeout and connection flags; ``()`` leaves the echo
+    server's own defaults (no timeout at all).
+    """
     argv = [
         "protocols.cli",
         "echo",
@@ -218,7 +252,7 @@ def echo_server(spec: str, loop: str, *extra: str) -> Server:
         "0",
         "--framing",
         spec,
-        *LIMIT_ARGS,
+        *limits,
         "--loop",
         loop,
         "--quiet",
@@ -227,8 +261,11 @@ def echo_server(spec: str, loop: str, *extra: str) -> Server:
     return Server(argv, "echo", spec)
 
 
-def dns_server(loop: str) -> Server:
-    """``framing dns`` on a free port (UDP and TCP), with the attack limits."""
+def dns_server(loop: str, *, limits: Sequence[str] = LIMIT_ARGS) -> Server:
+    """``framing dns`` on a free port (UDP and TCP), with ``limits`` (the attack limits).
+
+    ``limits=()`` runs it with its own defaults (150 connections, 5 s timeouts).
+    """
     argv = [
         "protocols.cli",
         "dns",
@@ -236,7 +273,7 @@ def dns_server(loop: str) -> Server:
         "127.0.0.1",
         "--port",
         "0",
-        *LIMIT_ARGS,
+        *limits,
         "--loop",
         loop,
     ]
@@ -381,3 +418,120 @@ def spin(seconds: float, servers: Sequence[Server]) -> None:
         for s in servers:
             s.sample()
         time.sleep(0.05)
+
+
+# --- many clients, each watched ---------------------------------------------------
+
+
+@dataclass
+class Peer:
+    """One client connection of an attack, as the client sees it.
+
+    Attributes:
+        index: its place in the order the connections were opened.
+        sock: the socket.
+        sent: when (``time.monotonic()``) its first bytes were sent.
+        data: what the server sent it so far.
+        ended: when the client saw the server end it (EOF or reset); ``None`` while open.
+        how: ``"EOF"``, ``"RST"`` or, for a connect that failed, the error.
+    """
+
+    index: int
+    sock: socket.socket
+    sent: float
+    data: bytearray = field(default_factory=bytearray)
+    ended: float | None = None
+    how: str = ""
+
+    def end(self, how: str) -> None:
+        """Record that the server ended this connection, now."""
+        if self.ended is None:
+            self.ended = time.monotonic()
+            self.how = how
+
+
+@contextlib.contextmanager
+def peers() -> Iterator[list[Peer]]:
+    """A list to open clients into (:func:`open_peers`); every socket closed on exit."""
+    out: list[Peer] = []
+    try:
+        yield out
+    finally:
+        for peer in out:
+            with contextlib.suppress(OSError):
+                peer.sock.close()
+
+
+def open_peers(into: list[Peer], port: int, count: int, first: bytes) -> list[Peer]:
+    """Open ``count`` connections, each sending ``first`` at once; append them to ``into``.
+
+    A connection the server resets before ``first`` is sent is recorded as ended.
+    Returns the new ones.
+    """
+    new = []
+    for _ in range(count):
+        sock = connect(port)
+        peer = Peer(len(into), sock, time.monotonic())
+        into.append(peer)
+        new.append(peer)
+        try:
+            sock.sendall(first)
+        except (ConnectionResetError, BrokenPipeError):
+            peer.end("RST")
+        peer.sent = time.monotonic()
+    return new
+
+
+def _is_ended(peer: Peer) -> bool:
+    return peer.ended is not None
+
+
+def watch(
+    group: Sequence[Peer],
+    *,
+    until: float,
+    done: Callable[[Peer], bool] = _is_ended,
+    tick: Callable[[], object] | None = None,
+) -> None:
+    """Read from each of ``group`` until it is ``done`` (default: ended), or until ``until``.
+
+    Records what each receives and when and how the server ends it. ``tick`` is
+    called about every 50 ms (to sample the server, say).
+    """
+    with selectors.DefaultSelector() as sel:
+        for peer in group:
+            if peer.ended is None and not done(peer):
+                peer.sock.setblocking(False)
+                sel.register(peer.sock, selectors.EVENT_READ, peer)
+        while sel.get_map() and (left := until - time.monotonic()) > 0:
+            if tick is not None:
+                tick()
+            for key, _ in sel.select(min(left, 0.05)):
+                peer = key.data
+                try:
+                    chunk = peer.sock.recv(1 << 16)
+                except BlockingIOError:
+                    continue
+                except (ConnectionResetError, BrokenPipeError):
+                    peer.end("RST")
+                else:
+                    if chunk:
+                        peer.data += chunk
+                    else:
+                        peer.end("EOF")
+                if peer.ended is not None or done(peer):
+                    sel.unregister(peer.sock)
+
+
+def spans(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``"0-2, 5, 7-8"`` (``"none"`` when empty): for messages."""
+    out: list[str] = []
+    ordered = sorted(indices)
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ", ".join(out) or "none"
