@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framing.base import Framer
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    FramingError,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
 from framing.netstring import Netstring
 from framing.testing import assert_chunking_invariant, chunkings, feed_chunks, split_at
 
@@ -125,8 +132,22 @@ def test_feed_max_size_zero_accepts_only_empty() -> None:
 
 
 def test_encode_refuses_message_over_max_size() -> None:
-    with pytest.raises(FrameTooLarge, match="cannot encode a message of 4 bytes"):
+    with pytest.raises(MessageTooLarge, match="cannot encode a message of 4 bytes") as info:
         Netstring(max_size=3).encode(b"abcd")
+    assert not isinstance(info.value, FramingError)
+    assert Netstring(max_size=3).encode(b"abc") == b"3:abc,"
+
+
+def test_encode_refuses_str() -> None:
+    with pytest.raises(EncodeError) as info:
+        Netstring().encode("hello")  # type: ignore[arg-type]
+    assert str(info.value) == "Netstring(): expects bytes, not str"
+    assert not isinstance(info.value, MessageTooLarge)
+
+
+def test_encode_accepts_bytearray_and_memoryview() -> None:
+    assert Netstring().encode(bytearray(b"ab")) == b"2:ab,"
+    assert Netstring().encode(memoryview(b"abc")[1:]) == b"2:bc,"
 
 
 def test_feed_eof_mid_frame_raises_incomplete() -> None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from framing import Raw
+from framing.errors import EncodeError, FramingError
 from framing.testing import feed_chunks
 
 
@@ -43,6 +45,21 @@ def test_feed_eof_returns_held_chunks() -> None:
 
 def test_encode_is_identity() -> None:
     assert Raw().encode(b"x\x00y") == b"x\x00y"
+
+
+def test_encode_has_no_size_limit() -> None:
+    assert Raw(max_size=2).encode(bytearray(b"abcdef")) == b"abcdef"
+    assert Raw(max_size=2).encode(memoryview(b"abc")) == b"abc"
+
+
+@pytest.mark.parametrize(("message", "kind"), [("text", "str"), (3, "int"), (None, "NoneType")])
+def test_encode_refuses_what_is_not_bytes(message: object, kind: str) -> None:
+    framer = Raw(max_size=5)
+    with pytest.raises(EncodeError) as info:
+        framer.encode(message)  # type: ignore[arg-type]
+    assert not isinstance(info.value, FramingError)
+    assert str(info.value) == f"Raw(max_size=5): expects bytes, not {kind}"
+    assert info.value.framer == "Raw(max_size=5)"
 
 
 def test_clone_keeps_settings_not_data() -> None:
