@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from framing.base import Framer
 from framing.errors import EncodeError, FramingError, IncompleteFrame, MessageTooLarge
 from framing.fixed import FixedSize
-from framing.testing import assert_chunking_invariant, chunkings, feed_chunks
+from framing.testing import assert_chunking_invariant, check_framer, chunkings, feed_chunks
 
 
 def test_feed_splits_into_records() -> None:
@@ -127,3 +127,24 @@ def test_property_truncation_raises_incomplete(
     for chunk in chunks:
         framer.feed(chunk)
         assert framer.buffered < size
+
+
+# Enough to find every mutant these contract tests kill (checked with mutmut), and fast.
+EXAMPLES = 15
+
+
+@pytest.mark.parametrize("size", [1, 3, 16])
+def test_keeps_the_framer_contract(size: int) -> None:
+    check_framer(
+        lambda: FixedSize(size),
+        st.lists(st.binary(min_size=size, max_size=size), max_size=8),
+        max_examples=EXAMPLES,
+        overhead=0,
+    )
+
+
+def test_feed_large_chunk_keeps_its_tail() -> None:
+    framer = FixedSize(3)
+    assert framer.feed(b"abcdefgh") == [b"abc", b"def"]
+    assert framer.buffered == 2
+    assert framer.feed(bytearray(b"i")) == [b"ghi"]
