@@ -20,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["BytesLike", "EarlyCheck", "EofPolicy", "Framer", "OversizePolicy"]
+from framing.errors import EncodeError
+
+__all__ = ["BytesLike", "EarlyCheck", "EofPolicy", "Framer", "OversizePolicy", "message_bytes"]
 
 T = TypeVar("T")
 
@@ -57,9 +59,10 @@ class Framer(Protocol[T]):
     - It never holds much more than ``max_size`` bytes (plus a header), whatever a
       peer sends: a message known to be too large raises
       :class:`~framing.FrameTooLarge` before its bytes are held.
-    - After it raises a :class:`~framing.FramingError` (other than from
-      ``encode``), the stream cannot be trusted: discard the framer with its
-      connection.
+    - After it raises a :class:`~framing.FramingError`, the stream cannot be
+      trusted: discard the framer with its connection. ``encode`` never raises
+      one: a message it cannot carry is an :class:`~framing.EncodeError`, and
+      the framer is still usable.
     """
 
     @property
@@ -101,8 +104,12 @@ class Framer(Protocol[T]):
         """Return the bytes that carry ``message`` on the wire.
 
         Raises:
-            FrameTooLarge: the message is over ``max_size`` or more than the
-                framing can express.
+            MessageTooLarge: the message is over ``max_size`` or more than the
+                framing can express (an :class:`~framing.EncodeError`).
+            EncodeError: any other message this framing cannot carry: one that
+                contains the delimiter, one of the wrong size, a ``str``. It is
+                the caller's fault, a :class:`ValueError`, never a
+                :class:`~framing.FramingError`; nothing is written.
         """
         ...
 
@@ -117,3 +124,21 @@ class Framer(Protocol[T]):
     def clone(self) -> Framer[T]:
         """Return a new, empty framer with the same settings (a server's template)."""
         ...
+
+
+def message_bytes(framer: object, message: object) -> bytes:
+    """Return ``message`` (any bytes-like object) as ``bytes``, for ``encode``.
+
+    Raises:
+        EncodeError: ``message`` is not bytes-like (a ``str``, an ``int``...),
+            naming ``framer``. ``bytes(message)`` would raise a bare
+            ``TypeError``, or for an ``int`` quietly make that many zero bytes.
+    """
+    if type(message) is bytes:
+        return message
+    try:
+        with memoryview(message) as view:  # type: ignore[arg-type]
+            return view.tobytes()
+    except TypeError:
+        kind = type(message).__name__
+        raise EncodeError(repr(framer), f"expects bytes, not {kind}") from None

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import final
 
-from framing.base import BytesLike
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.base import BytesLike, message_bytes
+from framing.errors import EncodeError, IncompleteFrame, MessageTooLarge
 
 __all__ = ["FixedSize"]
 
@@ -32,10 +32,11 @@ class FixedSize:
     Raises:
         ValueError: ``size`` is less than 1.
 
-    ``encode`` refuses a message of any other length: :class:`~framing.FrameTooLarge`
-    when it is longer, :class:`~framing.MalformedFrame` when it is shorter (padding
+    ``encode`` refuses a message of any other length: :class:`~framing.MessageTooLarge`
+    when it is longer, :class:`~framing.EncodeError` when it is shorter (padding
     it would change the message; a short message is a caller's mistake that this
-    framing cannot carry). Both are :class:`~framing.FramingError`.
+    framing cannot carry). Both are the caller's fault (an ``EncodeError``), never
+    a :class:`~framing.FramingError`.
     """
 
     __slots__ = ("_buf", "_size")
@@ -112,22 +113,15 @@ class FixedSize:
         """Return the message itself, which must be exactly ``size`` bytes.
 
         Raises:
-            FrameTooLarge: the message is longer than ``size``.
-            MalformedFrame: the message is shorter than ``size``.
+            MessageTooLarge: the message is longer than ``size``.
+            EncodeError: the message is shorter than ``size``, or not bytes-like.
         """
-        msg = bytes(message)
-        if len(msg) > self._size:
-            raise FrameTooLarge(
-                repr(self),
-                len(msg),
-                self._size,
-                detail=f"cannot encode a message of {len(msg)} bytes: records are {self._size}",
-            )
-        if len(msg) < self._size:
-            raise MalformedFrame(
-                repr(self),
-                f"cannot encode a message of {len(msg)} bytes: records are {self._size}",
-            )
+        msg = message_bytes(self, message)
+        if len(msg) != self._size:
+            detail = f"cannot encode a message of {len(msg)} bytes: records are {self._size}"
+            if len(msg) > self._size:
+                raise MessageTooLarge(repr(self), len(msg), self._size, detail=detail)
+            raise EncodeError(repr(self), detail)
         return msg
 
     def detach(self) -> bytes:

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from typing import Final, final
 
-from framing.base import BytesLike
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.base import BytesLike, message_bytes
+from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame, MessageTooLarge
 
 __all__ = ["Netstring"]
 
@@ -187,11 +187,12 @@ class Netstring:
         """Return ``b"<len>:" + message + b","``.
 
         Raises:
-            FrameTooLarge: the message is over ``max_size``.
+            MessageTooLarge: the message is over ``max_size``.
+            EncodeError: ``message`` is not bytes-like (a ``str``, say).
         """
-        msg = bytes(message)
+        msg = message_bytes(self, message)
         if len(msg) > self._max_size:
-            raise FrameTooLarge(
+            raise MessageTooLarge(
                 repr(self),
                 len(msg),
                 self._max_size,

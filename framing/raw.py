@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from typing import final
 
-from framing.base import BytesLike
+from framing.base import BytesLike, message_bytes
 
 __all__ = ["Raw"]
 
@@ -83,8 +83,12 @@ class Raw:
         return self.feed()
 
     def encode(self, message: BytesLike) -> bytes:
-        """Return the message itself."""
-        return bytes(message)
+        """Return the message itself, of any size.
+
+        Raises:
+            EncodeError: ``message`` is not bytes-like (a ``str``, say).
+        """
+        return message_bytes(self, message)
 
     def detach(self) -> bytes:
         """Remove and return the chunks held back by a limited ``feed``."""

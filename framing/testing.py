@@ -18,6 +18,10 @@ left buffered); every truncated stream raises
 :class:`~framing.IncompleteFrame` carrying the messages before the cut;
 ``feed(..., limit=k)`` then ``detach()`` hands back exactly the unconsumed
 frames; ``clone()`` starts empty; ``buffered`` stays within a stated bound.
+It then plays the hostile peer (:func:`hostile_streams`): oversize length
+announcements and floods with no delimiter, fed one byte at a time and in
+chunks, must raise :class:`~framing.FrameTooLarge` before the framer holds
+more than ``max_size`` plus a header or a delimiter.
 
 The building blocks, for tests of one's own::
 
@@ -38,21 +42,23 @@ This module needs ``hypothesis`` (the ``test`` extra); the library itself does n
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from framing.base import Framer
-from framing.errors import FramingError, IncompleteFrame
+from framing.errors import FrameTooLarge, FramingError, IncompleteFrame
 
 __all__ = [
     "EncodedStream",
     "Outcome",
     "Truncation",
     "assert_chunking_invariant",
+    "assert_hostile_bounded",
     "assert_split_invariant",
     "check_framer",
     "chunkings",
@@ -60,6 +66,7 @@ __all__ = [
     "encoded_stream",
     "feed_chunks",
     "framed_streams",
+    "hostile_streams",
     "message_lists",
     "split_at",
     "truncations",
@@ -384,6 +391,179 @@ def assert_split_invariant(
     return whole
 
 
+# --- Hostile input ------------------------------------------------------------------
+
+# Filler bytes for the payload of a max_size message, tried in order until encode
+# accepts one: a delimited framer refuses a filler that is (part of) a delimiter.
+# "x" first: it has the high bit clear, so it also ends a varint.
+_FILLERS = (b"x", b"q", b"\x00", b"\xa5")
+
+
+def _largest_frame(
+    framer: Framer[Any], message_of: Callable[[bytes], Any]
+) -> tuple[bytes, bytes, int, int]:
+    """Encode a ``max_size`` message; return (frame, filler, payload start, payload end).
+
+    The bytes outside ``[start, end)`` are the framing's own: the header before
+    the payload, the delimiter or trailer after it. With ``max_size == 0`` the
+    whole frame is framing.
+    """
+    size = framer.max_size
+    refusals: list[str] = []
+    for filler in _FILLERS:
+        payload = filler * size
+        try:
+            frame = framer.encode(message_of(payload))
+        except (ValueError, FramingError) as exc:
+            refusals.append(f"{filler!r}: {exc!r}")
+            continue
+        if not size:
+            return frame, filler, len(frame), len(frame)
+        # The payload is the last run of filler that long: the header may end in
+        # a filler byte, the trailer cannot start with one (encode accepted it).
+        start = frame.rfind(payload)
+        if start >= 0:
+            return frame, filler, start, start + size
+        # A message that is the whole frame (LengthPrefixed(strip=0)) has the
+        # header written over its first bytes: take the longest run of filler.
+        runs = [m.span() for m in re.finditer(re.escape(filler) + b"+", frame)]
+        assert runs, f"encode({size} x {filler!r}) = {frame[:40]!r}... lost the payload"
+        start, end = max(runs, key=lambda span: span[1] - span[0])
+        return frame, filler, start, end
+    raise AssertionError(
+        f"{framer!r}: encode refused every message of max_size={size} bytes "
+        f"({'; '.join(refusals)}); a framer must carry a message of its own max_size"
+    )
+
+
+def hostile_streams(
+    framer: Framer[Any],
+    *,
+    slack: int,
+    message_of: Callable[[bytes], Any] | None = None,
+) -> list[bytes]:
+    r"""Streams a hostile peer sends: oversize announcements and delimiter-less floods.
+
+    Built from the framer's own frame for a ``max_size`` message: each byte of
+    its framing (header, trailer or delimiter; never the payload) is replaced in
+    turn by ``0xFF`` and by itself plus one, and the frame is followed by
+    ``max_size + slack + 2`` more filler bytes. A grown length field announces a
+    frame over ``max_size`` (``LengthPrefixed(2, max_size=100)``: ``00 64`` becomes
+    ``FF 64``, ``01 64``, ``00 FF``, ``00 65``); a spoilt delimiter leaves the payload
+    running on with no end (``xxx\n`` becomes ``xxx\xff`` then more ``x``). Some
+    replacements merely make a bad header; :func:`assert_hostile_bounded`
+    accepts any :class:`~framing.FramingError` for them.
+
+    Args:
+        framer: the framer to attack (only its ``encode`` and ``max_size`` are used).
+        slack: bytes the framer may hold beyond ``max_size``.
+        message_of: builds a message from payload bytes (``lambda p: Frame({}, p)``
+            for ``StructPrefixed``); the identity by default.
+
+    Returns:
+        The streams; none for a framing with no bytes of its own (``FixedSize``).
+    """
+    build = message_of if message_of is not None else _identity
+    frame, filler, start, end = _largest_frame(framer, build)
+    flood = filler * (framer.max_size + slack + 2)
+    streams: list[bytes] = []
+    for i in [*range(start), *range(end, len(frame))]:
+        for value in sorted({0xFF, (frame[i] + 1) % 256} - {frame[i]}):
+            streams.append(frame[:i] + bytes([value]) + frame[i + 1 :] + flood)
+    return streams
+
+
+def _identity(payload: bytes) -> bytes:
+    return payload
+
+
+#: The chunk sizes a hostile stream is fed in, besides whole.
+HOSTILE_CHUNK_SIZES = (1, 2, 7, 64)
+
+
+def assert_hostile_bounded(
+    make_framer: Callable[[], Framer[Any]],
+    stream: bytes,
+    *,
+    slack: int,
+    on_oversize: Literal["raise", "skip"] = "raise",
+) -> None:
+    """Assert a framer fed ``stream`` never holds more than ``max_size + slack`` bytes.
+
+    Fed whole and in chunks of :data:`HOSTILE_CHUNK_SIZES` bytes, one byte at a
+    time included, each by a fresh framer, with no end of stream:
+
+    - ``buffered`` never exceeds ``max_size + slack`` after any ``feed``;
+    - one byte at a time, with ``on_oversize="raise"``: no more than
+      ``max_size + slack`` bytes pass after the last message delivered without
+      a message or a :class:`~framing.FramingError` (such as
+      :class:`~framing.FrameTooLarge`). A valid frame is never longer, so the
+      framer knew by then that this one is too large; with ``"skip"`` the
+      framer discards such a frame in silence, and only ``buffered`` is bounded;
+    - every way of feeding gives the same messages and the same error type.
+
+    Raises:
+        AssertionError: the framer broke the bound.
+    """
+    bound = make_framer().max_size + slack
+    framer = make_framer()
+    out: list[Any] = []
+    error: type[FramingError] | None = None
+    since = 0  # bytes fed since the last message was delivered
+    for i in range(len(stream)):
+        try:
+            got = framer.feed(stream[i : i + 1])
+        except FramingError as exc:
+            out.extend(exc.messages)
+            error = type(exc)
+            break
+        out.extend(got)
+        since = 0 if got else since + 1
+        assert framer.buffered <= bound, (
+            f"{framer!r} holds {framer.buffered} bytes after {i + 1} bytes fed one at a "
+            f"time, over the bound of {bound} (max_size {bound - slack} + {slack}): "
+            f"stream {stream[:24]!r}..."
+        )
+        if on_oversize == "raise":
+            assert since <= bound, (
+                f"{framer!r} took {since} bytes after its last message without a message "
+                f"or FrameTooLarge, more than any valid frame (max_size {bound - slack} + "
+                f"{slack}): stream {stream[:24]!r}..."
+            )
+    if on_oversize == "skip":
+        assert error is not FrameTooLarge, f"{framer!r} raised FrameTooLarge under 'skip'"
+    byte_at_a_time = Outcome(tuple(out), error, 0)
+    for size in (len(stream) or 1, *HOSTILE_CHUNK_SIZES[1:]):
+        # A generator: the framer usually raises long before the flood ends.
+        chunks = (stream[i : i + size] for i in range(0, len(stream), size))
+        got_outcome = decode_outcome(make_framer(), chunks, eof=False, max_buffered=bound)
+        assert got_outcome.same_result(byte_at_a_time), (
+            f"chunks of {size}: {got_outcome.messages!r} {got_outcome.error} != one byte at "
+            f"a time: {byte_at_a_time.messages!r} {byte_at_a_time.error} "
+            f"(stream {stream[:24]!r}...)"
+        )
+
+
+def _check_hostile(
+    make_framer: Callable[[], Framer[Any]],
+    *,
+    slack: int | None,
+    on_oversize: Literal["raise", "skip"],
+    message_of: Callable[[bytes], Any] | None,
+    extra: Sequence[bytes],
+) -> None:
+    """The hostile part of :func:`check_framer`."""
+    framer = make_framer()
+    if slack is None:
+        # Without a stated overhead, the framing's own bytes around a max_size
+        # message (header and trailer) are the slack.
+        frame, _, start, end = _largest_frame(framer, message_of or _identity)
+        slack = len(frame) - (end - start)
+    streams = [*hostile_streams(framer, slack=slack, message_of=message_of), *extra]
+    for stream in streams:
+        assert_hostile_bounded(make_framer, stream, slack=slack, on_oversize=on_oversize)
+
+
 def _check_sample(
     make_framer: Callable[[], Framer[Any]],
     sample: EncodedStream,
@@ -447,6 +627,10 @@ def check_framer(
     truncation: bool = True,
     detach: bool = True,
     overhead: int | None = None,
+    hostile: bool = True,
+    hostile_extra: Sequence[bytes] = (),
+    on_oversize: Literal["raise", "skip"] = "raise",
+    message_of: Callable[[bytes], Any] | None = None,
 ) -> None:
     """Check a framer against the framer contract with a hypothesis search.
 
@@ -461,7 +645,14 @@ def check_framer(
     - ``feed(stream, limit=k)`` returns the first ``k`` messages, ``detach()``
       returns exactly the frames after them, and a ``clone()`` fed those bytes
       decodes the rest (``detach=False`` to skip);
-    - with ``overhead`` given, ``buffered`` never exceeds ``max_size + overhead``.
+    - with ``overhead`` given, ``buffered`` never exceeds ``max_size + overhead``;
+    - ``encode`` accepts a message of exactly ``max_size`` bytes, and under the
+      hostile streams built from its frame (:func:`hostile_streams`: a grown
+      length field, a spoilt delimiter, each followed by a flood of filler) the
+      framer keeps the bound of :func:`assert_hostile_bounded`, one byte at a
+      time and in chunks: it raises :class:`~framing.FrameTooLarge` before it
+      holds more than ``max_size + overhead`` bytes. Without ``overhead`` the
+      slack is the framing bytes around that message (its header and trailer).
 
     Call it from a plain test function (not one already under ``@given``).
 
@@ -473,7 +664,16 @@ def check_framer(
         truncation: check that a cut stream raises ``IncompleteFrame``.
         detach: check ``feed(limit=k)`` and ``detach()``.
         overhead: bytes a framer may hold beyond ``max_size`` (a header, a
-            delimiter); ``None`` skips the bound.
+            delimiter; the longest header a varint can have, the longest of
+            several delimiters); ``None`` skips the bound on valid streams and
+            takes the framing bytes of a ``max_size`` frame for hostile ones.
+        hostile: feed the hostile streams (``False`` to skip).
+        hostile_extra: more hostile streams of the caller's own, held to the
+            same bound.
+        on_oversize: ``"skip"`` for a framer that discards oversize frames in
+            silence: then only ``buffered`` is bounded.
+        message_of: builds a message from payload bytes, for framers whose
+            messages are not ``bytes`` (``lambda p: Frame({}, p)``).
 
     Raises:
         AssertionError: the framer broke the contract (hypothesis reports the
@@ -500,3 +700,11 @@ def check_framer(
         )
 
     run()
+    if hostile:
+        _check_hostile(
+            make_framer,
+            slack=overhead,
+            on_oversize=on_oversize,
+            message_of=message_of,
+            extra=hostile_extra,
+        )

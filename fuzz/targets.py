@@ -26,7 +26,11 @@ the stream at ``c * len(stream) // 256``. The framer checks, on every input:
   delimiter) after any ``feed`` without a limit;
 - ``feed(stream, limit=k)`` then ``detach()`` into a ``clone()`` carries on
   exactly where the first framer stopped;
-- every message delivered that ``encode`` accepts decodes back to itself.
+- every message delivered encodes to a frame that decodes back to itself.
+  ``encode`` may refuse only what the framer's own limits forbid (a message
+  over ``max_size``, one containing a delimiter), and only with an
+  :class:`~framing.EncodeError`: refusing any other message is a finding, so
+  an ``encode`` that refuses everything fails at once.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ from construct import Int8ub, Int16ub, Int16ul, Int32ub, Struct
 
 from framing.base import EarlyCheck, EofPolicy, Framer, OversizePolicy
 from framing.delimited import Delimited, Lines
-from framing.errors import FramingError
+from framing.errors import EncodeError, FramingError
 from framing.fixed import FixedSize
-from framing.length import LengthPrefixed, StructPrefixed
+from framing.length import Frame, LengthPrefixed, StructPrefixed
 from framing.netstring import Netstring
 from framing.raw import Raw
 from framing.testing import Outcome, decode_outcome, split_at
@@ -97,11 +101,32 @@ class FramerCase:
         make: returns a new framer with the drawn settings.
         overhead: bytes the framer may hold beyond ``max_size``.
         round_trip: whether a delivered message encodes back to a frame of itself.
+        delimiter: for a delimited framing, the delimiter ``encode`` appends;
+            ``encode`` may refuse a message that would not decode as sent.
     """
 
     make: Callable[[], Framer[Any]]
     overhead: int
     round_trip: bool
+    delimiter: bytes | None = None
+
+    def may_refuse(self, framer: Framer[Any], message: Any) -> bool:
+        r"""Whether ``encode`` may refuse ``message``: only what the framer's limits forbid.
+
+        A message over ``max_size`` (a :class:`~framing.length.Frame`'s payload),
+        or, for a delimited framing, one whose frame would not decode as sent:
+        it holds a delimiter, or runs into the delimiter appended (``a\r`` under
+        ``Lines`` would end ``a\r\n``, read back as ``a``; with ``(b"--",
+        b"-")``, an appended ``--`` always ends at its first ``-``).
+        """
+        payload = message.payload if isinstance(message, Frame) else message
+        if len(payload) > framer.max_size:
+            return True
+        if self.delimiter is None:
+            return False
+        wire = bytes(payload) + self.delimiter
+        got = decode_outcome(self.make(), [wire], eof=False)
+        return got.messages != (message,) or got.error is not None
 
 
 def _pick(seq: tuple[Any, ...], byte: int) -> Any:
@@ -142,7 +167,10 @@ def _length_case(o: bytes) -> FramerCase:
 
     make()  # validate once; ValueError ends the input
     head = offset + (10 if width == "varint" else int(width))
-    return FramerCase(make, head + max(check_size, 0), round_trip=True)
+    # Bytes before the length field that are stripped on receive cannot be
+    # encoded (encode refuses every message): no round trip to check then.
+    round_trip = not (offset and strip != 0)
+    return FramerCase(make, head + max(check_size, 0), round_trip=round_trip)
 
 
 def _struct_case(o: bytes) -> FramerCase:
@@ -189,6 +217,7 @@ def _delimited_case(o: bytes) -> FramerCase:
             )
 
         longest = 2
+        appended = ending or (b"\r\n" if strict else b"\n")
     else:
         delims = _pick(_DELIMITER_SETS, o[1])
         encode_with = _pick(delims, o[2])
@@ -206,8 +235,9 @@ def _delimited_case(o: bytes) -> FramerCase:
             )
 
         longest = max(map(len, delims))
+        appended = encode_with
     make()
-    return FramerCase(make, longest, round_trip=not keep)
+    return FramerCase(make, longest, round_trip=not keep, delimiter=appended)
 
 
 def _netstring_case(o: bytes) -> FramerCase:
@@ -284,7 +314,7 @@ def check_framer_input(family: str, data: bytes) -> None:
     _assert_same(f"limit={limit}", decode_outcome(make(), cuts, limit=limit), whole)
     _check_detach(make, stream, split[0] % 4, whole)
     if case.round_trip:
-        _check_round_trip(make, whole)
+        _check_round_trip(case, whole)
 
 
 def _check_detach(make: Callable[[], Framer[Any]], stream: bytes, k: int, whole: Outcome) -> None:
@@ -307,13 +337,29 @@ def _check_detach(make: Callable[[], Framer[Any]], stream: bytes, k: int, whole:
     _assert_same(f"detach after {k}", joined, whole)
 
 
-def _check_round_trip(make: Callable[[], Framer[Any]], whole: Outcome) -> None:
-    """Each delivered message that ``encode`` accepts decodes back to itself."""
+def _check_round_trip(case: FramerCase, whole: Outcome) -> None:
+    """Each delivered message encodes to a frame that decodes back to itself.
+
+    ``encode`` may refuse only what :meth:`FramerCase.may_refuse` allows, and
+    only with an :class:`~framing.EncodeError` (the caller's fault, never the
+    peer's): a refusal of anything else is a finding.
+    """
+    make = case.make
     for message in whole.messages[:16]:
+        framer = make()
+        refusal: Exception | None = None
         try:
-            frame = make().encode(message)
-        except (FramingError, ValueError):
-            continue  # a message this framing cannot carry (documented refusals)
+            frame = framer.encode(message)
+        except (FramingError, ValueError) as exc:
+            refusal = exc
+        if refusal is not None:
+            assert isinstance(refusal, EncodeError), (
+                f"{framer!r}.encode({message!r}) raised {refusal!r}, not an EncodeError"
+            )
+            assert case.may_refuse(framer, message), (
+                f"{framer!r}.encode({message!r}) refused a message its own limits allow: {refusal}"
+            )
+            continue
         again = decode_outcome(make(), [frame])
         assert again.error is None, f"encode({message!r}) = {frame!r} raised {again.error}"
         assert again.messages == (message,), f"encode({message!r}) = {frame!r} decodes differently"

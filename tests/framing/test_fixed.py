@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framing.base import Framer
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.errors import EncodeError, FramingError, IncompleteFrame, MessageTooLarge
 from framing.fixed import FixedSize
-from framing.testing import assert_chunking_invariant, chunkings, feed_chunks
+from framing.testing import assert_chunking_invariant, check_framer, chunkings, feed_chunks
 
 
 def test_feed_splits_into_records() -> None:
@@ -47,11 +47,35 @@ def test_feed_eof_mid_record_raises_incomplete() -> None:
 def test_encode_exact_size_only() -> None:
     framer = FixedSize(4)
     assert framer.encode(b"abcd") == b"abcd"
-    with pytest.raises(FrameTooLarge) as too_long:
+    with pytest.raises(MessageTooLarge) as too_long:
         framer.encode(b"abcde")
     assert (too_long.value.size, too_long.value.limit) == (5, 4)
-    with pytest.raises(MalformedFrame, match="cannot encode a message of 3 bytes: records are 4"):
+    with pytest.raises(EncodeError, match="cannot encode a message of 3 bytes: records are 4"):
         framer.encode(b"abc")
+
+
+@pytest.mark.parametrize("message", [b"abc", b"abcde", b""])
+def test_encode_wrong_size_is_the_callers_error_not_the_peers(message: bytes) -> None:
+    framer = FixedSize(4)
+    with pytest.raises(EncodeError) as info:
+        framer.encode(message)
+    assert isinstance(info.value, ValueError)
+    assert not isinstance(info.value, FramingError)
+    assert str(info.value) == (
+        f"FixedSize(4): cannot encode a message of {len(message)} bytes: records are 4"
+    )
+    assert info.value.framer == "FixedSize(4)"
+
+
+def test_encode_shorter_message_is_not_too_large() -> None:
+    with pytest.raises(EncodeError) as info:
+        FixedSize(4).encode(b"abc")
+    assert type(info.value) is EncodeError
+
+
+def test_encode_refuses_str() -> None:
+    with pytest.raises(EncodeError, match=r"^FixedSize\(4\): expects bytes, not str$"):
+        FixedSize(4).encode("abcd")  # type: ignore[arg-type]
 
 
 def test_feed_limit_and_detach() -> None:
@@ -103,3 +127,24 @@ def test_property_truncation_raises_incomplete(
     for chunk in chunks:
         framer.feed(chunk)
         assert framer.buffered < size
+
+
+# Enough to find every mutant these contract tests kill (checked with mutmut), and fast.
+EXAMPLES = 15
+
+
+@pytest.mark.parametrize("size", [1, 3, 16])
+def test_keeps_the_framer_contract(size: int) -> None:
+    check_framer(
+        lambda: FixedSize(size),
+        st.lists(st.binary(min_size=size, max_size=size), max_size=8),
+        max_examples=EXAMPLES,
+        overhead=0,
+    )
+
+
+def test_feed_large_chunk_keeps_its_tail() -> None:
+    framer = FixedSize(3)
+    assert framer.feed(b"abcdefgh") == [b"abc", b"def"]
+    assert framer.buffered == 2
+    assert framer.feed(bytearray(b"i")) == [b"ghi"]

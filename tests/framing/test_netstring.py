@@ -5,9 +5,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framing.base import Framer
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    FramingError,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
 from framing.netstring import Netstring
-from framing.testing import assert_chunking_invariant, chunkings, feed_chunks, split_at
+from framing.testing import (
+    assert_chunking_invariant,
+    check_framer,
+    chunkings,
+    feed_chunks,
+    message_lists,
+    split_at,
+)
 
 
 def assert_round_trip(framer: Netstring, message: bytes, wire: bytes) -> None:
@@ -125,8 +139,22 @@ def test_feed_max_size_zero_accepts_only_empty() -> None:
 
 
 def test_encode_refuses_message_over_max_size() -> None:
-    with pytest.raises(FrameTooLarge, match="cannot encode a message of 4 bytes"):
+    with pytest.raises(MessageTooLarge, match="cannot encode a message of 4 bytes") as info:
         Netstring(max_size=3).encode(b"abcd")
+    assert not isinstance(info.value, FramingError)
+    assert Netstring(max_size=3).encode(b"abc") == b"3:abc,"
+
+
+def test_encode_refuses_str() -> None:
+    with pytest.raises(EncodeError) as info:
+        Netstring().encode("hello")  # type: ignore[arg-type]
+    assert str(info.value) == "Netstring(): expects bytes, not str"
+    assert not isinstance(info.value, MessageTooLarge)
+
+
+def test_encode_accepts_bytearray_and_memoryview() -> None:
+    assert Netstring().encode(bytearray(b"ab")) == b"2:ab,"
+    assert Netstring().encode(memoryview(b"abc")[1:]) == b"2:bc,"
 
 
 def test_feed_eof_mid_frame_raises_incomplete() -> None:
@@ -229,3 +257,60 @@ def test_property_errors_do_not_depend_on_split(
             assert fresh.buffered <= max_size + len(str(max_size)) + 2
     except (FrameTooLarge, MalformedFrame):
         pass
+
+
+# Enough to find every mutant these contract tests kill (checked with mutmut), and fast.
+EXAMPLES = 15
+
+
+@pytest.mark.parametrize("max_size", [0, 9, 10, 99, 65536])
+def test_keeps_the_framer_contract(max_size: int) -> None:
+    check_framer(
+        lambda: Netstring(max_size=max_size),
+        message_lists(max_size=min(max_size, 120), max_messages=6),
+        max_examples=EXAMPLES,
+        overhead=len(str(max_size)) + 2,
+    )
+
+
+def test_detach_then_feed_reads_a_fresh_stream() -> None:
+    framer = Netstring()
+    assert framer.feed(b"12:hello") == []
+    assert framer.detach() == b"12:hello"
+    assert framer.feed(b"2:hi,") == [b"hi"]
+    assert framer.feed(b"0:,") == [b""]
+
+
+@pytest.mark.parametrize(
+    ("stream", "error", "text"),
+    [
+        (b"123", FrameTooLarge, "length field 12... is already over the limit of 5 bytes"),
+        (b"6:hello!,", FrameTooLarge, "length field 6... is already over the limit of 5 bytes"),
+        (b"01:", MalformedFrame, "length field has a leading zero"),
+        (b":", MalformedFrame, "empty length before ':'"),
+        (b"1:ab", MalformedFrame, "expected ',' after the 1-byte payload, got b'b'"),
+    ],
+)
+def test_feed_error_text_tells_what_the_peer_did(
+    stream: bytes, error: type[Exception], text: str
+) -> None:
+    with pytest.raises(error) as info:
+        Netstring(max_size=5).feed(stream)
+    assert str(info.value) == f"Netstring(max_size=5): {text}"
+
+
+def test_feed_length_exactly_max_size_of_one_or_two_digits_is_accepted() -> None:
+    assert Netstring(max_size=5).feed(b"5:hello,") == [b"hello"]
+    assert Netstring(max_size=10).feed(b"10:helloworld,") == [b"helloworld"]
+
+
+def test_encode_over_max_size_carries_size_and_limit() -> None:
+    with pytest.raises(MessageTooLarge) as info:
+        Netstring(max_size=5).encode(b"toolong")
+    assert (info.value.size, info.value.limit) == (7, 5)
+
+
+def test_feed_empty_length_keeps_earlier_messages() -> None:
+    with pytest.raises(MalformedFrame) as info:
+        Netstring().feed(b"1:a,:")
+    assert info.value.messages == [b"a"]

@@ -1,17 +1,30 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from construct import Int8ub, Int16ub, Struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framing.base import BytesLike
-from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, MalformedFrame
-from framing.length import LengthPrefixed
+from framing.delimited import Delimited, Lines
+from framing.errors import (
+    FrameTooLarge,
+    FramingError,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
+from framing.fixed import FixedSize
+from framing.length import Frame, LengthPrefixed, StructPrefixed
+from framing.netstring import Netstring
 from framing.raw import Raw
 from framing.testing import (
     EncodedStream,
     Outcome,
     assert_chunking_invariant,
+    assert_hostile_bounded,
     assert_split_invariant,
     check_framer,
     chunkings,
@@ -19,6 +32,7 @@ from framing.testing import (
     encoded_stream,
     feed_chunks,
     framed_streams,
+    hostile_streams,
     message_lists,
     split_at,
     truncations,
@@ -76,7 +90,7 @@ class Tiny:
 
     def encode(self, message: bytes) -> bytes:
         if len(message) > self.max_size:
-            raise FrameTooLarge(repr(self), len(message), self.max_size)
+            raise MessageTooLarge(repr(self), len(message), self.max_size)
         return bytes([len(message)]) + message
 
     def detach(self) -> bytes:
@@ -149,6 +163,66 @@ class Hoarder(Tiny):
         if self.buf:
             raise IncompleteFrame(repr(self), len(self.buf))
         return out
+
+
+class HoldsOversizeFrame(Tiny):
+    """Broken: reads the length, waits for the whole frame, and only then sees it is too large."""
+
+    def _one(self) -> bytes | None:
+        if not self.buf or len(self.buf) < 1 + self.buf[0]:
+            return None
+        return super()._one()
+
+
+class DropsOversizeFrame(Tiny):
+    """Broken: discards the bytes of an oversize frame in silence instead of raising."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropping = 0
+
+    def feed(self, data: BytesLike = b"", *, limit: int | None = None) -> list[bytes]:
+        data = bytes(data)
+        if self.dropping:
+            taken = min(self.dropping, len(data))
+            self.dropping -= taken
+            data = data[taken:]
+        if not self.buf and data and data[0] > self.max_size:
+            self.dropping = data[0]
+            return self.feed(data[1:], limit=limit)
+        return super().feed(data, limit=limit)
+
+
+class TinyLines(Tiny):
+    """A correct toy delimited framer: lines end with ``\n``, at most 200 bytes each."""
+
+    def _one(self) -> bytes | None:
+        end = self.buf.find(b"\n")
+        if end < 0:
+            # A line over max_size is known as soon as max_size + 1 bytes have
+            # arrived without a newline: refuse it before holding more.
+            if len(self.buf) > self.max_size:
+                raise FrameTooLarge(repr(self), len(self.buf), self.max_size)
+            return None
+        if end > self.max_size:
+            raise FrameTooLarge(repr(self), end, self.max_size)
+        msg = bytes(self.buf[:end])
+        del self.buf[: end + 1]
+        return msg
+
+    def encode(self, message: bytes) -> bytes:
+        if len(message) > self.max_size:
+            raise MessageTooLarge(repr(self), len(message), self.max_size)
+        return message + b"\n"
+
+
+class FloodHoarder(TinyLines):
+    """Broken: holds a line however long until its newline, and only then measures it."""
+
+    def _one(self) -> bytes | None:
+        if b"\n" not in self.buf:
+            return None
+        return super()._one()
 
 
 class StatefulEncode(Tiny):
@@ -335,3 +409,135 @@ def test_check_framer_cannot_pass_raw() -> None:
     # and the checker says so rather than passing it.
     with pytest.raises(AssertionError):
         check_framer(Raw, message_lists(min_size=1), max_examples=50, truncation=False)
+
+
+# --- The hostile streams: the buffered bound under oversize headers and floods ------
+
+
+def test_hostile_streams_grow_the_length_field() -> None:
+    streams = hostile_streams(LengthPrefixed(2, max_size=100), slack=2)
+    heads = {s[:2] for s in streams}
+    assert heads == {b"\xff\x64", b"\x01\x64", b"\x00\xff", b"\x00\x65"}
+    # The payload of the max_size frame, then max_size + slack + 2 more.
+    assert all(s[2:] == b"x" * (100 + 100 + 2 + 2) for s in streams)
+
+
+def test_hostile_streams_spoil_the_delimiter_and_flood() -> None:
+    streams = hostile_streams(Delimited(b"\n", max_size=5), slack=1)
+    assert streams == [b"xxxxx\x0b" + b"x" * 8, b"xxxxx\xff" + b"x" * 8]
+
+
+def test_hostile_streams_avoid_a_filler_that_is_a_delimiter() -> None:
+    (stream, *_) = hostile_streams(Delimited(b"x", max_size=3), slack=1)
+    assert stream.startswith(b"qqq")
+
+
+def test_hostile_streams_of_fixed_size_are_none() -> None:
+    assert hostile_streams(FixedSize(4), slack=0) == []
+
+
+def test_hostile_streams_need_encode_to_carry_max_size() -> None:
+    class RefusesLarge(Tiny):
+        def encode(self, message: bytes) -> bytes:
+            if len(message) >= self.max_size:
+                raise MessageTooLarge(repr(self), len(message), self.max_size - 1)
+            return super().encode(message)
+
+    with pytest.raises(AssertionError, match="must carry a message of its own max_size"):
+        hostile_streams(RefusesLarge(), slack=1)
+
+
+def test_assert_hostile_bounded_accepts_an_early_refusal() -> None:
+    assert_hostile_bounded(Tiny, b"\xff" + b"x" * 300, slack=1)
+    assert_hostile_bounded(TinyLines, b"x" * 300, slack=1)
+
+
+@pytest.mark.parametrize(
+    ("broken", "stream", "why"),
+    [
+        (HoldsOversizeFrame, b"\xff" + b"x" * 300, "holds 202 bytes after 202 bytes fed"),
+        (FloodHoarder, b"x" * 300, "holds 202 bytes after 202 bytes fed"),
+        (DropsOversizeFrame, b"\xff" + b"x" * 300, "without a message or FrameTooLarge"),
+    ],
+)
+def test_assert_hostile_bounded_catches(broken: type[Tiny], stream: bytes, why: str) -> None:
+    with pytest.raises(AssertionError, match=why):
+        assert_hostile_bounded(broken, stream, slack=1)
+
+
+def test_assert_hostile_bounded_under_skip_bounds_only_buffered() -> None:
+    assert_hostile_bounded(DropsOversizeFrame, b"\xff" + b"x" * 300, slack=1, on_oversize="skip")
+    with pytest.raises(AssertionError, match="FrameTooLarge under 'skip'"):
+        assert_hostile_bounded(Tiny, b"\xff", slack=1, on_oversize="skip")
+
+
+@pytest.mark.parametrize(
+    ("broken", "messages", "why"),
+    [
+        (HoldsOversizeFrame, tiny_messages(), "over the bound of 201"),
+        (DropsOversizeFrame, tiny_messages(), "without a message or FrameTooLarge"),
+        (FloodHoarder, message_lists(max_size=40, forbid=[b"\n"]), "over the bound of 201"),
+    ],
+)
+def test_check_framer_catches_a_framer_that_holds_or_drops_an_oversize_frame(
+    broken: type[Tiny], messages: st.SearchStrategy[list[bytes]], why: str
+) -> None:
+    # Each passes every check on valid streams: only the hostile ones catch it.
+    with pytest.raises(AssertionError, match=why):
+        check_framer(broken, messages, max_examples=20, overhead=1)
+
+
+def test_check_framer_passes_a_correct_delimited_framer() -> None:
+    check_framer(TinyLines, message_lists(max_size=40, forbid=[b"\n"]), max_examples=20)
+
+
+@pytest.mark.parametrize(
+    ("make", "messages", "overhead"),
+    [
+        (lambda: Netstring(max_size=30), message_lists(max_size=30), None),
+        (Netstring, message_lists(max_size=30, max_messages=3), None),
+        (lambda: FixedSize(5), st.lists(st.binary(min_size=5, max_size=5)), None),
+        (lambda: LengthPrefixed(2, max_size=100), message_lists(), 2),
+        (lambda: LengthPrefixed(1, max_size=255), message_lists(), 1),
+        (lambda: LengthPrefixed("varint", max_size=300), message_lists(), 10),
+        (lambda: LengthPrefixed(4), message_lists(), 4),
+        (lambda: Delimited(b"\r\n", max_size=40), message_lists(forbid=[b"\r\n"]), 2),
+        (lambda: Lines(max_size=40), message_lists(max_size=40, forbid=[b"\n", b"\r"]), 2),
+    ],
+    ids=[
+        "netstring",
+        "netstring 64 KiB",
+        "fixed",
+        "length 2",
+        "length 1 full range",
+        "varint",
+        "length 4 default",
+        "delimited",
+        "lines",
+    ],
+)
+def test_check_framer_passes_the_real_framers_under_hostile_input(
+    make: Any, messages: st.SearchStrategy[list[bytes]], overhead: int | None
+) -> None:
+    check_framer(make, messages, max_examples=10, overhead=overhead)
+
+
+def test_check_framer_passes_struct_prefixed_under_hostile_input() -> None:
+    header = Struct("kind" / Int8ub, "length" / Int16ub)
+    check_framer(
+        lambda: StructPrefixed(header, max_size=100),
+        st.lists(st.binary(max_size=100).map(lambda p: Frame({"kind": 7}, p)), max_size=5),
+        max_examples=10,
+        overhead=3,
+        message_of=lambda p: Frame({"kind": 7}, p),
+    )
+
+
+def test_check_framer_bounds_a_skipping_framer() -> None:
+    check_framer(
+        lambda: LengthPrefixed(2, max_size=100, on_oversize="skip"),
+        message_lists(),
+        max_examples=10,
+        overhead=2,
+        on_oversize="skip",
+    )

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from framing.delimited import Delimited, Lines
+from framing.errors import FrameTooLarge, MessageTooLarge
+from framing.netstring import Netstring
 from framing.raw import Raw
 from fuzz import targets
 from fuzz.targets import FRAMER_TARGETS, HEADER_BYTES, TARGETS, FramerCase, check_framer_input
@@ -68,3 +71,57 @@ def test_framer_target_finds_a_planted_memory_bug(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(targets._FAMILIES, "planted", (lambda o: case,))
     with pytest.raises(AssertionError, match="over the bound"):
         check_framer_input("planted", bytes(HEADER_BYTES) + b"\x00\x05abcd")
+
+
+class _RefusesEverything:
+    """A planted bug: a Netstring whose encode refuses every message, as if too large."""
+
+    def __init__(self) -> None:
+        self.inner = Netstring(max_size=100)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def encode(self, message: bytes) -> bytes:
+        raise MessageTooLarge(repr(self.inner), len(message), 0)
+
+
+class _RefusesWithAFramingError(_RefusesEverything):
+    """A planted bug: encode blames the peer (FrameTooLarge) for the caller's message."""
+
+    def encode(self, message: bytes) -> bytes:
+        raise FrameTooLarge(repr(self.inner), len(message), 0)
+
+
+def _plant(monkeypatch: pytest.MonkeyPatch, case: FramerCase) -> None:
+    monkeypatch.setitem(targets._FAMILIES, "planted", (lambda o: case,))
+
+
+def test_framer_target_finds_an_encode_that_refuses_everything(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before, every refusal was skipped, so this encode passed every input.
+    _plant(monkeypatch, FramerCase(_RefusesEverything, 5, round_trip=True))  # type: ignore[arg-type]
+    with pytest.raises(AssertionError, match="refused a message its own limits allow"):
+        check_framer_input("planted", bytes(HEADER_BYTES) + b"3:abc,")
+
+
+def test_framer_target_lets_encode_refuse_only_what_limits_forbid() -> None:
+    # An oversize message, and messages that would not decode as sent.
+    case = FramerCase(lambda: Netstring(max_size=3), 3, round_trip=True)
+    assert case.may_refuse(Netstring(max_size=3), b"abcd")
+    assert not case.may_refuse(Netstring(max_size=3), b"abc")
+    lines = FramerCase(Lines, 2, round_trip=True, delimiter=b"\n")
+    assert lines.may_refuse(Lines(), b"a\nb")
+    assert lines.may_refuse(Lines(), b"a\r")  # a\r\n would read back as a
+    assert not lines.may_refuse(Lines(), b"a\rb")
+    dashes = FramerCase(lambda: Delimited((b"--", b"-"), encode_delimiter=b"--"), 2, True, b"--")
+    assert dashes.may_refuse(dashes.make(), b"x")  # x-- ends at its first -
+
+
+def test_framer_target_finds_an_encode_that_raises_a_framing_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _plant(monkeypatch, FramerCase(_RefusesWithAFramingError, 5, round_trip=True))  # type: ignore[arg-type]
+    with pytest.raises(AssertionError, match="not an EncodeError"):
+        check_framer_input("planted", bytes(HEADER_BYTES) + b"3:abc,")
