@@ -14,7 +14,6 @@ import pytest
 from construct import Bytes, CString, Int8ub, Int8ul, Int16ub, Int16ul, Int32ub, Padding, Struct
 from hypothesis import strategies as st
 
-from framing.delimited import Delimited, Lines
 from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
 from framing.length import (
     Frame,
@@ -180,9 +179,3 @@ def test_plain_headers_take_the_struct_fast_path(header: Any, names: tuple[str, 
     got_names, reader = _plain_fields(header, int(header.sizeof()))
     assert got_names == names
     assert (reader is None) == (not names)
-
-
-# --- error texts, pinned: the log line alone must tell what the peer did -----------
-
-
-@pytest.mark.parametrize(
