@@ -215,11 +215,13 @@ class ServerInfo:
 class _Connection:
     """One served connection, as the server's table knows it."""
 
-    __slots__ = ("address", "peer", "scope", "shed", "stream")
+    __slots__ = ("accepted_at", "address", "peer", "scope", "shed", "stream")
 
     def __init__(self, peer: str, address: str | None) -> None:
         self.peer = peer
         self.address = address
+        # Until its stream exists (a TLS handshake, say), it waits since accepted.
+        self.accepted_at = anyio.current_time()
         self.scope = CancelScope(shield=True)  # cancelled to shed it, or after the grace period
         self.stream: FramedStream[Any] | None = None
         self.shed = False
@@ -387,16 +389,16 @@ class _Server:
                     assert loop is not None
                     assert raw is not None
                     sock, address = await loop.sock_accept(raw)
-                    peer, host = _describe_peer(transport.address(address))
-                    if self.admit(peer, host):
-                        connections.start_soon(self.run_connection, sock, peer, host)
+                    connection = self.admit(*_describe_peer(transport.address(address)))
+                    if connection is not None:
+                        connections.start_soon(self.run_connection, sock, connection)
                     else:
                         sock.close()
                 else:
                     stream = await listener.accept()
-                    peer, host = _peer_of(stream)
-                    if self.admit(peer, host):
-                        connections.start_soon(self.run_connection, stream, peer, host)
+                    connection = self.admit(*_peer_of(stream))
+                    if connection is not None:
+                        connections.start_soon(self.run_connection, stream, connection)
                     else:
                         await anyio.aclose_forcefully(stream)
             except ClosedResourceError:
@@ -443,8 +445,8 @@ class _Server:
             self.take_reserve()
         return closed
 
-    def admit(self, peer: str, address: str | None) -> bool:
-        """Make room for a newcomer (shedding if need be); False: refuse it."""
+    def admit(self, peer: str, address: str | None) -> _Connection | None:
+        """Make room for a newcomer (shedding if need be) and enter it; ``None``: refuse it."""
         open_now = len(self.connections) - self.shedding
         victims: Iterable[_Connection] = ()
         if open_now >= self.max_connections:
@@ -458,12 +460,12 @@ class _Server:
             reason = f"{len(same)} connections open from {address}, the limit"
             victims = same
         else:
-            return True
+            return self.enter(peer, address)
         victim, since = self.longest_waiting(victims)
         if victim is None:
             self.refused += 1
             logger.info("refused %s: %s, every one busy", peer, reason)
-            return False
+            return None
         waited = anyio.current_time() - since
         victim.shed = True
         self.shedding += 1
@@ -476,26 +478,10 @@ class _Server:
             peer,
             reason,
         )
-        return True
+        return self.enter(peer, address)
 
-    @staticmethod
-    def longest_waiting(connections: Iterable[_Connection]) -> tuple[_Connection | None, float]:
-        """The connection waiting longest for its peer's next byte, and since when."""
-        best: _Connection | None = None
-        best_since = math.inf
-        for connection in connections:
-            if connection.shed or connection.stream is None:
-                continue
-            since = connection.stream.waiting_since
-            if since is not None and since < best_since:
-                best, best_since = connection, since
-        return best, best_since
-
-    # -- one connection ----------------------------------------------------------
-
-    async def run_connection(
-        self, accepted: ByteStream | socket.socket, peer: str, address: str | None
-    ) -> None:
+    def enter(self, peer: str, address: str | None) -> _Connection:
+        """Put a newcomer in the table (before its task starts, so bursts count it)."""
         connection = _Connection(peer, address)
         self.connections.add(connection)
         if address is not None:
@@ -503,6 +489,28 @@ class _Server:
         self.accepted += 1
         if self.all_closed.is_set():
             self.all_closed = anyio.Event()
+        return connection
+
+    @staticmethod
+    def longest_waiting(connections: Iterable[_Connection]) -> tuple[_Connection | None, float]:
+        """The connection waiting longest for its peer's next byte, and since when."""
+        best: _Connection | None = None
+        best_since = math.inf
+        for connection in connections:
+            if connection.shed:
+                continue
+            stream = connection.stream
+            since = connection.accepted_at if stream is None else stream.waiting_since
+            if since is not None and since < best_since:
+                best, best_since = connection, since
+        return best, best_since
+
+    # -- one connection ----------------------------------------------------------
+
+    async def run_connection(
+        self, accepted: ByteStream | socket.socket, connection: _Connection
+    ) -> None:
+        peer = connection.peer
         stream: FramedStream[Any] | None = None
         resource: anyio.abc.AsyncResource | None = None
         with connection.scope:

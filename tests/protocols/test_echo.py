@@ -270,39 +270,45 @@ def test_max_size_closes_only_the_offending_connection(launcher: Launcher) -> No
     server.wait_for(r"over the limit of 10 bytes")
 
 
-def test_max_connections_refuses_the_one_too_many(launcher: Launcher) -> None:
+def test_max_connections_sheds_the_idle_connection_for_a_newcomer(launcher: Launcher) -> None:
     server, port = launcher.echo("--max-connections", "1")
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as first:
         first.sendall(b"one")
         assert recv_exactly(first, 3) == b"one"
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as second:
-            # Accepted by the kernel, then closed by the server at once.
+        second = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        with second:
+            second.sendall(b"two")
+            assert recv_exactly(second, 3) == b"two"
+            # The first, waiting for its next byte, was closed to make room.
+            assert recv_until_closed(first) == b""
+            server.wait_for(
+                r"shed 127\.0\.0\.1:\d+ \(waited [\d.]+ s for its next byte\) to serve "
+                r"127\.0\.0\.1:\d+: 1 connections open, the limit"
+            )
+            second.shutdown(socket.SHUT_WR)
             assert recv_until_closed(second) == b""
-        server.wait_for(r"refused 127\.0\.0\.1:\d+: 1 connections open, the limit")
-        first.sendall(b"still served")
-        assert recv_exactly(first, 12) == b"still served"
-        first.shutdown(socket.SHUT_WR)
-        assert recv_until_closed(first) == b""
     server.wait_for(r"EOF\.\n\S+ closed")
     assert exchange(port, [b"next"]) == b"next"
 
 
-def test_max_connections_per_peer_refuses_one_address_not_another(launcher: Launcher) -> None:
+def test_max_connections_per_peer_sheds_within_one_address_only(launcher: Launcher) -> None:
     server, port = launcher.echo("--max-connections-per-peer", "1")
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as first:
-        first.sendall(b"one")
-        assert recv_exactly(first, 3) == b"one"
-        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as second:
-            assert recv_until_closed(second) == b""
-        server.wait_for(r"refused 127\.0\.0\.1:\d+: 1 connections open from this address")
-        # 127.0.0.2 is another peer on Linux's loopback: it has a slot of its own.
-        with socket.create_connection(
-            ("127.0.0.1", port), timeout=TIMEOUT, source_address=("127.0.0.2", 0)
-        ) as other:
-            other.sendall(b"two")
-            assert recv_exactly(other, 3) == b"two"
-        first.sendall(b"still served")
-        assert recv_exactly(first, 12) == b"still served"
+    # 127.0.0.2 is another peer on Linux's loopback: it has a slot of its own.
+    with socket.create_connection(
+        ("127.0.0.1", port), timeout=TIMEOUT, source_address=("127.0.0.2", 0)
+    ) as other:
+        other.sendall(b"two")
+        assert recv_exactly(other, 3) == b"two"
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as first:
+            first.sendall(b"one")
+            assert recv_exactly(first, 3) == b"one"
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as second:
+                second.sendall(b"again")
+                assert recv_exactly(second, 5) == b"again"
+                assert recv_until_closed(first) == b""
+            server.wait_for(r"shed 127\.0\.0\.1:\d+ .*1 connections open from 127\.0\.0\.1")
+        other.sendall(b"still served")
+        assert recv_exactly(other, 12) == b"still served"
 
 
 def test_idle_timeout_closes_a_silent_connection(launcher: Launcher) -> None:

@@ -225,44 +225,42 @@ async def test_idle_connection_is_closed() -> None:
 
 
 @pytest.mark.anyio
-async def test_connections_over_the_limit_are_refused() -> None:
+async def test_at_the_connection_limit_the_idle_connection_is_shed_for_a_newcomer() -> None:
+    """RFC 7766 6.2.3: under load, close idle connections early rather than refuse."""
     async with (
         running(max_connections=1) as info,
         open_dns_client(info.host, info.port) as first,
     ):
         with anyio.fail_after(TIMEOUT):
             assert (await first.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
-            async with await anyio.connect_tcp(info.host, info.port) as second:
-                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
-                    await second.receive()
-            assert info.tcp.stats.connections_refused == 1
-            assert (await first.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+            async with open_dns_client(info.host, info.port) as second:
+                assert (await second.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+            assert info.tcp.stats.connections_shed == 1
+            assert info.tcp.stats.connections_refused == 0
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError)):
+                await first.query("www.framing.test.", 1)
 
 
 @pytest.mark.anyio
-async def test_connections_over_the_per_peer_limit_are_refused() -> None:
-    """One address past its limit is refused while another address is still served."""
+async def test_at_the_per_peer_limit_only_that_peers_idle_connection_is_shed() -> None:
+    """One address past its limit sheds its own idle connection; another address is untouched."""
     query = build_message(make_query("www.framing.test.", RecordType.A, query_id=7))
     async with (
         running(max_connections_per_peer=1) as info,
+        # 127.0.0.2 is another peer on Linux's loopback: it has a slot of its own.
+        await anyio.connect_tcp(info.host, info.port, local_host="127.0.0.2") as other,
         open_dns_client(info.host, info.port) as first,
     ):
         with anyio.fail_after(TIMEOUT):
             assert (await first.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
-            async with await anyio.connect_tcp(info.host, info.port) as second:
-                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
-                    await second.receive()
-            # 127.0.0.2 is another peer on Linux's loopback: it has a slot of its own.
-            async with await anyio.connect_tcp(
-                info.host, info.port, local_host="127.0.0.2"
-            ) as other:
-                await other.send(len(query).to_bytes(2, "big") + query)
-                framed = b""
-                while len(framed) < 2 or len(framed) < 2 + int.from_bytes(framed[:2], "big"):
-                    framed += await other.receive()
-                assert parse_message(framed[2:]).header.id == 7
-            assert info.tcp.stats.connections_refused == 1
-            assert (await first.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+            async with open_dns_client(info.host, info.port) as second:
+                assert (await second.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+            assert info.tcp.stats.connections_shed == 1
+            await other.send(len(query).to_bytes(2, "big") + query)
+            framed = b""
+            while len(framed) < 2 or len(framed) < 2 + int.from_bytes(framed[:2], "big"):
+                framed += await other.receive()
+            assert parse_message(framed[2:]).header.id == 7
 
 
 @pytest.mark.anyio
