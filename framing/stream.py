@@ -262,9 +262,9 @@ class FramedStream(ObjectStream[T], Generic[T]):
     # Messages parsed but not yet returned: only after an error or feed_eof
     # delivered several at once, since receive() parses one at a time.
     _pending: deque[T] = field(init=False, default_factory=deque, repr=False)
-    _receive_guard: ResourceGuard = field(init=False, repr=False)
+    _receiving: ResourceGuard = field(init=False, repr=False)
     _send_lock: _SendLock = field(init=False, default_factory=_SendLock, repr=False)
-    _closed: bool = field(init=False, default=False, repr=False)
+    _is_closed: bool = field(init=False, default=False, repr=False)
     _eof: bool = field(init=False, default=False, repr=False)
     _error: BaseException | None = field(init=False, default=None, repr=False)
     _error_raised: bool = field(init=False, default=False, repr=False)
@@ -293,7 +293,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or None, not {value}")
-        self._receive_guard = ResourceGuard("reading from")
+        self._receiving = ResourceGuard("reading from")
         if self.drainable and sys.platform == "linux":
             # Linux wakes a blocked read with EOF on shutdown(SHUT_RD), on every backend.
             # Only on the socket's own stream: under TLS an EOF would be an error.
@@ -324,7 +324,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
                 already raised.
             anyio.BusyResourceError: another task is receiving.
         """
-        with self._receive_guard:
+        with self._receiving:
             return (await self._next(1))[0]
 
     async def receive_many(self) -> list[T]:
@@ -334,7 +334,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
         completes is returned, so a busy peer's pipelined messages come back in
         one call. Raises as :meth:`receive` does.
         """
-        with self._receive_guard:
+        with self._receiving:
             return await self._next(None)
 
     @property
@@ -350,7 +350,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
         return None
 
     async def _next(self, limit: int | None) -> list[T]:
-        if self._closed:
+        if self._is_closed:
             raise ClosedResourceError
         if self._pending:
             return self._take_pending(limit)
@@ -546,7 +546,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
             anyio.ClosedResourceError: this stream was closed.
             anyio.BrokenResourceError: the transport failed (the peer has gone).
         """
-        if self._closed:
+        if self._is_closed:
             raise ClosedResourceError
         await self._write(self.framer.encode(item), 1)
 
@@ -556,7 +556,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
         Nothing is sent when one of them cannot be encoded. Raises as
         :meth:`send` does; an empty iterable sends nothing.
         """
-        if self._closed:
+        if self._is_closed:
             raise ClosedResourceError
         encode = self.framer.encode
         parts = [encode(message) for message in messages]
@@ -580,7 +580,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
             anyio.ClosedResourceError: this stream was closed.
             anyio.BrokenResourceError: the transport failed (the peer has gone).
         """
-        if self._closed:
+        if self._is_closed:
             raise ClosedResourceError
         await self._write(bytes(data), messages)
 
@@ -588,7 +588,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
         lock = self._send_lock
         await lock.acquire()
         try:
-            if self._closed:
+            if self._is_closed:
                 raise ClosedResourceError
             self._sending = True
             try:
@@ -610,7 +610,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
             NotImplementedError: the transport cannot half-close (TLS in
                 standard-compatible mode, for one).
         """
-        if self._closed:
+        if self._is_closed:
             raise ClosedResourceError
         lock = self._send_lock
         await lock.acquire()
@@ -637,7 +637,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
             RuntimeError: messages parsed by the old framer are still undelivered
                 (only after an end of stream or an error).
         """
-        with self._receive_guard:
+        with self._receiving:
             if self._pending:
                 raise RuntimeError("messages parsed by the old framer are still undelivered")
             rest = self.framer.detach()
@@ -649,8 +649,8 @@ class FramedStream(ObjectStream[T], Generic[T]):
 
     async def aclose(self) -> None:
         """Close the stream and its transport; later calls raise ``ClosedResourceError``."""
-        if not self._closed:
-            self._closed = True
+        if not self._is_closed:
+            self._is_closed = True
             budget = self.buffer_budget
             if budget is not None:
                 budget.charge(-self._held)

@@ -214,25 +214,25 @@ class AsyncioSocketStream(ByteStream):
     """
 
     __slots__ = (
-        "_closed",
-        "_protocol",
-        "_receive_guard",
-        "_send_guard",
+        "_is_closed",
+        "_loop_transport",
+        "_receiving",
+        "_sending",
         "_socket",
-        "_transport",
+        "_state",
         "_unyielded",
     )
 
     def __init__(
         self, transport: asyncio.Transport, protocol: _Protocol, sock: socket.socket | Any
     ) -> None:
-        self._transport = transport
-        self._protocol = protocol
+        self._loop_transport = transport
+        self._state = protocol
         self._socket = sock
-        self._closed = False
+        self._is_closed = False
         self._unyielded = 0
-        self._receive_guard = ResourceGuard("reading from")
-        self._send_guard = ResourceGuard("writing to")
+        self._receiving = ResourceGuard("reading from")
+        self._sending = ResourceGuard("writing to")
 
     async def _fair_checkpoint(self) -> None:
         """An operation that did not wait: yield once every ``YIELD_EVERY`` (see module)."""
@@ -252,20 +252,20 @@ class AsyncioSocketStream(ByteStream):
             anyio.ClosedResourceError: this stream was closed.
             anyio.BusyResourceError: another task is receiving.
         """
-        with self._receive_guard:
-            protocol = self._protocol
+        with self._receiving:
+            protocol = self._state
             chunks = protocol.chunks
-            if chunks and not self._closed:
+            if chunks and not self._is_closed:
                 await self._fair_checkpoint()
-            while not chunks or self._closed:
-                if self._closed:
+            while not chunks or self._is_closed:
+                if self._is_closed:
                     raise ClosedResourceError
                 if protocol.eof:
                     raise EndOfStream
                 if protocol.lost:
                     raise BrokenResourceError from protocol.exception
                 # Nothing queued: reading resumes (it pauses only at READ_AHEAD).
-                self._transport.resume_reading()
+                self._loop_transport.resume_reading()
                 self._unyielded = 0
                 await protocol.wait_readable()
             chunk = chunks.popleft()
@@ -283,18 +283,18 @@ class AsyncioSocketStream(ByteStream):
             anyio.ClosedResourceError: this stream was closed.
             anyio.BusyResourceError: another task is sending.
         """
-        with self._send_guard:
+        with self._sending:
             await self._fair_checkpoint()  # cancelled: nothing is written
-            protocol = self._protocol
-            if self._closed:
+            protocol = self._state
+            if self._is_closed:
                 raise ClosedResourceError
-            if protocol.lost or self._transport.is_closing():
+            if protocol.lost or self._loop_transport.is_closing():
                 raise BrokenResourceError from protocol.exception
-            self._transport.write(item)
+            self._loop_transport.write(item)
             while protocol.write_paused:
                 self._unyielded = 0
                 await protocol.wait_writable()
-                if self._closed:
+                if self._is_closed:
                     raise ClosedResourceError
                 if protocol.lost:
                     raise BrokenResourceError from protocol.exception
@@ -307,11 +307,11 @@ class AsyncioSocketStream(ByteStream):
             anyio.ClosedResourceError: this stream was closed.
         """
         await checkpoint_if_cancelled()
-        if self._closed:
+        if self._is_closed:
             raise ClosedResourceError
-        if self._protocol.lost or self._transport.is_closing():
-            raise BrokenResourceError from self._protocol.exception
-        self._transport.write_eof()
+        if self._state.lost or self._loop_transport.is_closing():
+            raise BrokenResourceError from self._state.exception
+        self._loop_transport.write_eof()
 
     async def aclose(self) -> None:
         """Close at once; bytes sent and not yet taken by the peer still go, for a while.
@@ -320,11 +320,11 @@ class AsyncioSocketStream(ByteStream):
         it holds (at most about ``_WRITE_HIGH`` bytes) for up to ``CLOSE_LINGER``
         seconds, then aborts. A cancelled close aborts at once, discarding them.
         """
-        transport = self._transport
-        if not self._closed:
-            self._closed = True
-            self._protocol.wake_reader()
-            self._protocol.wake_writer()
+        transport = self._loop_transport
+        if not self._is_closed:
+            self._is_closed = True
+            self._state.wake_reader()
+            self._state.wake_writer()
             transport.close()
             if transport.get_write_buffer_size():
                 asyncio.get_running_loop().call_later(CLOSE_LINGER, transport.abort)
@@ -337,7 +337,7 @@ class AsyncioSocketStream(ByteStream):
     @property
     def queued(self) -> int:
         """Bytes read from the socket and not yet received (at most ``READ_AHEAD`` + one read)."""
-        return self._protocol.held
+        return self._state.held
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -348,7 +348,7 @@ class AsyncioSocketStream(ByteStream):
             SocketAttribute.local_address: lambda: address(sock.getsockname()),
             SocketAttribute.raw_socket: lambda: sock,
         }
-        peer = self._transport.get_extra_info("peername")
+        peer = self._loop_transport.get_extra_info("peername")
         if peer is not None:
             attributes[SocketAttribute.remote_address] = lambda: address(peer)
         if sock.family in (socket.AF_INET, socket.AF_INET6):
