@@ -38,7 +38,7 @@ from anyio.abc import ObjectSendStream
 from anyio.from_thread import BlockingPortal
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from framing.errors import FramingError
+from framing.errors import EncodeError, FramingError
 from framing.raw import Raw
 from framing.stream import FramedStream, connect
 from protocols.runner import (
@@ -236,12 +236,12 @@ async def _send_batch(stream: FramedStream[bytes], batch: list[bytes]) -> None:
     """Send ``batch`` in one write; if one line cannot be framed, say so and send the others."""
     try:
         await stream.send_many(batch)
-    except (FramingError, ValueError):
+    except EncodeError:
         # Too large for the framing, or containing the delimiter: find which.
         for message in batch:
             try:
                 await stream.send(message)
-            except (FramingError, ValueError) as exc:
+            except EncodeError as exc:
                 error(f"line not sent: {exc}")
 
 

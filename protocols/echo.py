@@ -293,7 +293,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--idle-timeout",
         type=seconds,
         metavar="S",
-        help="close a connection silent for S seconds",
+        help="close a connection from which no byte has arrived for S seconds, "
+        "inside a message or between messages",
     )
     parser.add_argument(
         "--message-timeout",
@@ -302,13 +303,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="close a connection that takes over S seconds to finish a message",
     )
     parser.add_argument(
-        "--max-connections", type=positive_int, metavar="N", help="serve at most N at once"
+        "--max-connections",
+        type=positive_int,
+        metavar="N",
+        help="serve at most N at once; a newcomer then sheds the connection that "
+        "has waited longest for its next byte (refused only if all are busy)",
     )
     parser.add_argument(
         "--max-connections-per-peer",
         type=positive_int,
         metavar="N",
-        help="serve at most N at once from one IP address",
+        help="serve at most N at once from one IP address (shedding as above)",
     )
     parser.add_argument(
         "--close-on",

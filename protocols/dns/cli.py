@@ -145,7 +145,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=seconds,
         default=DEFAULT_IDLE_TIMEOUT,
         metavar="S",
-        help="close a TCP connection quiet for S seconds (default: %(default)s)",
+        help="close a TCP connection from which no byte has arrived for S seconds, "
+        "inside a query or between queries (default: %(default)s)",
     )
     parser.add_argument(
         "--message-timeout",
@@ -160,7 +161,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=positive_int,
         default=DEFAULT_MAX_CONNECTIONS,
         metavar="N",
-        help="serve at most N TCP connections at once (default: %(default)s)",
+        help="serve at most N TCP connections at once; a newcomer then sheds the one "
+        "that has waited longest for its next byte (default: %(default)s)",
     )
     parser.add_argument(
         "--max-connections-per-peer",
