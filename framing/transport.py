@@ -56,7 +56,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any, final
+from typing import Any, cast, final
 
 from anyio import (
     BrokenResourceError,
@@ -144,9 +144,9 @@ class _Protocol(asyncio.BufferedProtocol):
     # -- the event loop calls these -----------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=_WRITE_HIGH)
+        # Duck-typed: uvloop's transports are not asyncio.Transport instances.
+        self.transport = cast("asyncio.Transport", transport)
+        self.transport.set_write_buffer_limits(high=_WRITE_HIGH)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.view
@@ -384,18 +384,23 @@ async def connect_tcp(
     local_host: str | None = None,
     happy_eyeballs_delay: float = 0.25,
 ) -> AsyncioSocketStream:
-    """Connect over TCP on the running asyncio loop (Happy Eyeballs, RFC 8305).
+    """Connect over TCP on the running asyncio loop (Happy Eyeballs on asyncio's own).
 
     Raises:
         OSError: the connection failed.
     """
     loop = asyncio.get_running_loop()
+    options: dict[str, Any] = {}
+    if isinstance(loop, asyncio.BaseEventLoop):
+        # asyncio's own loop races the addresses (RFC 8305); uvloop has no such
+        # option and tries them one after another.
+        options["happy_eyeballs_delay"] = happy_eyeballs_delay
     transport, protocol = await loop.create_connection(
         _Protocol,
         host,
         port,
         local_addr=(local_host, 0) if local_host is not None else None,
-        happy_eyeballs_delay=happy_eyeballs_delay,
+        **options,
     )
     sock = transport.get_extra_info("socket")
     return AsyncioSocketStream(transport, protocol, sock)

@@ -1,7 +1,8 @@
 """The ObjectStream contract, checked for FramedStream over every transport.
 
 Like trio's `testing/_check_streams.py`: one generic check, run over TCP (IPv4 and
-IPv6), a Unix socket, TLS and an in-memory pair, on both anyio backends.
+IPv6), a Unix socket, TLS, an in-memory pair and the transports framing picks
+itself, on both anyio backends and on uvloop.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ from framing.stream import FramedStream
 from tests.framing.transports import CAPABILITIES, TRANSPORTS, stream_pair
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+        pytest.param("trio", id="trio"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> object:
+    """Both backends, and uvloop too: framing's own transport runs on its event loop."""
+    return request.param
+
 
 MESSAGES = [b"", b"a", b"hello", bytes(range(256)) * 40, b"x" * 65535]
 
