@@ -26,12 +26,12 @@ from construct import (
 )
 
 from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.structured import _plain_fields
 from framing.length import (
     DEFAULT_MAX_SIZE,
     Frame,
     LengthPrefixed,
     StructPrefixed,
-    _plain_fields,
     decode_varint,
 )
 

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 from framing.delimited import Delimited, Lines
 from framing.errors import FrameTooLarge, FramingError, IncompleteFrame, MalformedFrame
 from framing.fixed import FixedSize
+from framing.structured import _plain_fields
 from framing.length import (
     Frame,
     LengthPrefixed,
     StructPrefixed,
-    _plain_fields,
     decode_varint,
     encode_varint,
 )
