@@ -409,7 +409,10 @@ class _Prefixed(Generic[T]):
         buf = self._buf
         strip = self._strip
         cut = self._head_len if strip < 0 else strip
-        if len(buf) <= 512:
+        if cut >= len(buf):
+            # strip reaches past what is held (a flags byte after the length).
+            message = bytes(rest[cut - len(buf) :])
+        elif len(buf) <= 512:
             del buf[:cut]  # O(1) at a bytearray's front
             message = b"".join((buf, rest))
         else:
