@@ -725,12 +725,14 @@ class LengthPrefixed(_Prefixed[bytes]):
         self._pack = struct.Struct(order + fmt).pack if fmt else None
         # The plain case (a struct-readable field, no offset, no adjustment,
         # header stripped) is what DNS and most protocols use: encode has a
-        # short path for it, and so has feed when there is no early check
-        # either (_fast: _parse_fast, the engine's one shortcut).
+        # short path for it. feed has one for it and for the plain varint
+        # (protobuf streams), when there is no early check either (_fast:
+        # _parse_fast, the engine's one shortcut).
         self._plain = (
             fmt is not None and length_offset == 0 and length_adjustment == 0 and cut == head_min
         )
-        self._fast = self._plain and check is None
+        plain_varint = width == "varint" and length_offset == 0 and length_adjustment == 0
+        self._fast = (self._plain or plain_varint) and check is None
 
     def __repr__(self) -> str:
         parts = [f"width={self._width!r}"]
@@ -780,33 +782,71 @@ class LengthPrefixed(_Prefixed[bytes]):
             self._head_size
         )
 
-    def _parse_fast(self, src: bytes, pos: int, out: list[bytes]) -> int:
-        """The engine's one shortcut: plain fixed-width frames straight from a chunk.
+    def _parse_fast(self, src: bytes, pos: int, out: list[bytes]) -> int:  # noqa: PLR0911, PLR0912 (one loop, a return per state handed on)
+        """The engine's one shortcut: plain frames straight from a chunk.
 
-        For ``| length | body |`` with no offset, adjustment, strip, early check,
-        limit or skip under way (DNS and most protocols). The same states as
-        ``_parse`` (it leaves Data(n) remembered at the chunk's end, and hands
-        an oversize header to ``_parse``, which raises or skips exactly as it
-        would have), in fewer steps per frame: a struct read, a slice and an
-        append. The property tests run every width through both.
+        For ``| length | body |`` with a fixed-width or varint length and no
+        offset, adjustment, strip, early check, limit or skip under way (DNS,
+        protobuf streams and most protocols). The same states as ``_parse`` (it
+        leaves Data(n) remembered at the chunk's end), in fewer steps per frame:
+        a header read, a slice and an append. The header is read as ``_parse``
+        reads it, the reader picked by a test of a local: ``struct`` for a
+        fixed width; for a varint, its first byte by index (half the cost of a
+        one-byte ``struct`` read, measured), its second too when the body is
+        128 bytes to 16 KiB, and ``read_varint`` beyond. An oversize header,
+        and an unfinished or too long varint, go to ``_parse`` from the frame's
+        first byte, which raises, skips or waits exactly as it would have. The
+        property tests run every width, and varints, through both.
         """
-        unpack = self._unpack
-        assert unpack is not None  # a plain framer has a struct format
-        head = self._head_min
+        # None for a varint, whose bytes are read by index below.
+        unpack = cast("Callable[[bytes, int], tuple[int, ...]]", self._unpack)
+        varint = self._varint
+        head = self._head_min  # a varint's fewest bytes: 1
         max_size = self._max_size
+        # The largest value the first ``head`` bytes hold whole: a varint byte
+        # under 0x80 is the last (a body under 128 bytes); anything larger is
+        # oversize, or a longer varint, read below the test.
+        small = min(max_size, 0x7F) if varint else max_size
         end = len(src)
         append = out.append
         start = pos + head  # the first body byte of the frame being read
         if start > end:
             return pos  # not even a whole header
         # A frame that ends ``head`` bytes or more before the chunk does is whole,
-        # and so is the header after it: one comparison (with ``last``) per
-        # frame. The frame that ends after ``last`` is finished below the loop.
+        # and so is the header after it (at least its first byte, for a varint):
+        # one comparison (with ``last``) per frame. The frame that ends after
+        # ``last`` is finished below the loop.
         last = end - head
         while True:
-            body: int = unpack(src, start - head)[0]
-            if body > max_size:
-                return self._parse(src, start - head, out, None)
+            # A test of a local per frame, paid back by unpacking the 1-tuple
+            # instead of indexing it (measured: as fast as the loop without it).
+            if varint:
+                body = src[start - 1]
+            else:
+                (body,) = unpack(src, start - head)
+            if body > small:
+                pos = start - head
+                if not varint or body < 0x80:
+                    return self._parse(src, pos, out, None)  # oversize
+                if start < end and src[start] < 0x80:
+                    # Two bytes (a body of 128 bytes to 16 KiB): read here, a
+                    # call less per frame (measured: half the time at 512 B).
+                    body = (body & 0x7F) | src[start] << 7
+                    size = 2
+                else:
+                    body, size, _ = read_varint(src, pos, end)
+                if size <= 0 or body > max_size:
+                    return self._parse(src, pos, out, None)
+                stop = pos + size + body
+                if stop > end:
+                    self._need = size + body  # Data(n), as below the loop
+                    self._head_len = size
+                    return pos
+                append(src[stop - body : stop])
+                start = stop + 1
+                if start > end:
+                    return stop
+                continue
             stop = start + body
             if stop > last:
                 break
