@@ -290,19 +290,30 @@ class _Prefixed(Generic[T]):
         out: list[T] = []
         start = 0
         if buf:
-            if self._need - len(buf) > len(chunk) and (self._checked or self._check is None):
+            take = self._need - len(buf)  # > 0 in Data(n): what the frame held lacks
+            spanning = take > 0 and (self._checked or self._check is None)
+            if spanning and take > len(chunk):
                 # Data(n) with the check passed, and this chunk does not finish
                 # the body (frames larger than chunks): hold it, one copy, no
                 # parsing. Bounded: ``_need`` passed the max_size check.
                 buf += chunk
                 return out
-            if limit is not None:
+            if spanning and limit is None:
+                # This chunk finishes the frame held (_resume's first step, in
+                # line: the common case of frames that span chunks). Deliver it,
+                # then parse the rest of the chunk in place below.
+                out.append(self._cut_held(memoryview(chunk)[:take]))
+                self._need = -1
+                self._checked = False
+                start = take
+            elif limit is not None:
                 buf += chunk
                 self._parse_held(out, limit)
                 return out
-            start = self._resume(chunk, out)
-            if buf:
-                return out  # the chunk did not finish the frame held
+            else:
+                start = self._resume(chunk, out)
+                if buf:
+                    return out  # the chunk did not finish the frame held
         if limit is not None or self._skip or not self._fast:
             pos = self._parse(chunk, start, out, limit)
         else:
@@ -646,6 +657,7 @@ class LengthPrefixed(_Prefixed[bytes]):
         "_head_size",
         "_pack",
         "_plain",
+        "_small",
         "_strip_given",
         "_width",
     )
@@ -733,6 +745,10 @@ class LengthPrefixed(_Prefixed[bytes]):
         )
         plain_varint = width == "varint" and length_offset == 0 and length_adjustment == 0
         self._fast = (self._plain or plain_varint) and check is None
+        # The largest value the first header bytes hold whole (for _parse_fast):
+        # a varint byte under 0x80 is the last (a body under 128 bytes); anything
+        # larger is oversize, or a longer varint.
+        self._small = min(self._max_size, 0x7F) if self._varint else self._max_size
 
     def __repr__(self) -> str:
         parts = [f"width={self._width!r}"]
@@ -799,14 +815,11 @@ class LengthPrefixed(_Prefixed[bytes]):
         property tests run every width, and varints, through both.
         """
         # None for a varint, whose bytes are read by index below.
-        unpack = cast("Callable[[bytes, int], tuple[int, ...]]", self._unpack)
+        unpack: Callable[[bytes, int], tuple[int, ...]] = self._unpack  # type: ignore[assignment]
         varint = self._varint
         head = self._head_min  # a varint's fewest bytes: 1
         max_size = self._max_size
-        # The largest value the first ``head`` bytes hold whole: a varint byte
-        # under 0x80 is the last (a body under 128 bytes); anything larger is
-        # oversize, or a longer varint, read below the test.
-        small = min(max_size, 0x7F) if varint else max_size
+        small = self._small
         end = len(src)
         append = out.append
         start = pos + head  # the first body byte of the frame being read
