@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 
 import dns.message
 import pytest
+from hypothesis import strategies as st
 
 from framing.base import Framer
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
 from framing.length import (
     DEFAULT_MAX_SIZE,
     LengthPrefixed,
@@ -16,7 +24,7 @@ from framing.length import (
     decode_varint,
     encode_varint,
 )
-from framing.testing import assert_chunking_invariant, feed_chunks
+from framing.testing import assert_chunking_invariant, check_framer, feed_chunks, message_lists
 
 # A real query, as dig sends it over TCP: "example.com. IN A", id 0x1234, RD set.
 DNS_QUERY = bytes.fromhex(
@@ -233,7 +241,7 @@ def test_length_after_prefix_header_stripped_decodes() -> None:
 def test_length_after_prefix_header_stripped_cannot_encode() -> None:
     framer = LengthPrefixed(2, length_offset=1)
     assert framer.feed(b"\xca\x00\x02hi") == [b"hi"]
-    with pytest.raises(ValueError, match="strip=0"):
+    with pytest.raises(EncodeError, match="strip=0"):
         framer.encode(b"hi")
 
 
@@ -241,7 +249,7 @@ def test_partial_strip_keeps_length_field() -> None:
     # Strip the 2-byte magic, keep the length field and the body.
     framer = LengthPrefixed(2, length_offset=2, strip=2)
     assert framer.feed(b"MG\x00\x02hi") == [b"\x00\x02hi"]
-    with pytest.raises(ValueError, match="cannot encode"):
+    with pytest.raises(EncodeError, match="cannot encode"):
         framer.encode(b"\x00\x02hi")
 
 
@@ -254,7 +262,7 @@ def test_strip_zero_keeps_header() -> None:
 def test_positive_adjustment_flags_byte_in_body() -> None:
     framer = LengthPrefixed(2, length_adjustment=1)
     roundtrip(framer, b"\x80hello", b"\x00\x05\x80hello")
-    with pytest.raises(ValueError, match="shorter than length_adjustment"):
+    with pytest.raises(EncodeError, match="shorter than length_adjustment"):
         framer.encode(b"")
 
 
@@ -266,7 +274,7 @@ def test_adjusted_length_below_zero_is_malformed() -> None:
 
 
 def test_strip_zero_message_without_header_cannot_encode() -> None:
-    with pytest.raises(ValueError, match="3-byte header"):
+    with pytest.raises(EncodeError, match="3-byte header"):
         LengthPrefixed(2, length_offset=1, strip=0).encode(b"\x01")
 
 
@@ -287,7 +295,7 @@ def test_varint_with_offset_decodes() -> None:
         ((2, "middle"), {}, "byteorder"),
         ((2,), {"length_offset": -1}, "length_offset"),
         ((2,), {"length_offset": 2, "strip": 3}, "into the length field"),
-        ((2,), {"strip": 3}, "into the body"),
+        ((2,), {"length_offset": 1, "strip": 2}, "into the length field"),
         ((2,), {"strip": -1}, "strip"),
         (("varint",), {"strip": 0}, "varint"),
         ((1,), {"max_size": 256}, "max_size"),
@@ -393,14 +401,14 @@ def test_feed_eof_inside_skipped_frame_raises_incomplete() -> None:
 
 
 def test_encode_over_max_size_raises() -> None:
-    with pytest.raises(FrameTooLarge) as info:
+    with pytest.raises(MessageTooLarge) as info:
         LengthPrefixed(2, max_size=4).encode(b"hello")
     assert (info.value.size, info.value.limit) == (5, 4)
-    with pytest.raises(FrameTooLarge):
+    with pytest.raises(MessageTooLarge):
         LengthPrefixed(1).encode(b"x" * 256)
-    with pytest.raises(FrameTooLarge):
+    with pytest.raises(MessageTooLarge):
         LengthPrefixed("varint", max_size=100).encode(b"x" * 101)
-    with pytest.raises(FrameTooLarge):
+    with pytest.raises(MessageTooLarge):
         LengthPrefixed(2, length_offset=1, strip=0, max_size=2).encode(b"\x01\x00\x00abc")
 
 
@@ -609,3 +617,369 @@ def test_million_small_frames_in_one_chunk() -> None:
     assert len(got) == 100_000
     assert got[-1] == b"0123456789abcdef"
     assert framer.buffered == 0
+
+
+# --- edges: defaults, limits, early-check timing, detach, error fields and texts ---
+
+
+def test_default_width_is_two_bytes_big_endian() -> None:
+    """``LengthPrefixed()`` is DNS over TCP: a 2-byte big-endian length."""
+    framer = LengthPrefixed()
+    assert repr(framer) == "LengthPrefixed(width=2)"
+    assert framer.encode(b"hi") == b"\x00\x02hi"
+    assert framer.feed(b"\x01\x00" + b"x" * 256) == [b"x" * 256]
+
+
+def test_varint_max_size_reaches_exactly_two_to_the_64_minus_one() -> None:
+    """A varint field holds 0 to 2**64 - 1: max_size and adjustment are bounded by that."""
+    top = (1 << 64) - 1
+    assert LengthPrefixed("varint", max_size=top).max_size == top
+    with pytest.raises(ValueError, match=f"max_size must be 0 to {top} "):
+        LengthPrefixed("varint", max_size=top + 1)
+    assert LengthPrefixed("varint", length_adjustment=-top).max_size == 0
+    with pytest.raises(ValueError, match=f"the field holds at most {top}"):
+        LengthPrefixed("varint", length_adjustment=-top - 1)
+
+
+def test_adjustment_that_leaves_only_empty_bodies_is_allowed() -> None:
+    """An adjustment of minus the field's largest value leaves one valid body size: 0."""
+    framer = LengthPrefixed(1, length_adjustment=-255)
+    assert framer.max_size == 0
+    assert framer.encode(b"") == b"\xff"
+    assert framer.feed(b"\xff\xff") == [b"", b""]
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_narrow_default_max_size_is_all_the_field_can_say_even_over_8_mib(width: int) -> None:
+    """Widths 1 and 2 default to what the field can say, with no 8 MiB cap."""
+    adjustment = DEFAULT_MAX_SIZE
+    framer = LengthPrefixed(width, length_adjustment=adjustment)  # type: ignore[arg-type]
+    assert framer.max_size == (1 << (8 * width)) - 1 + adjustment
+    assert repr(framer) == f"LengthPrefixed(width={width}, length_adjustment={adjustment})"
+
+
+def test_varint_repr_omits_the_byteorder_it_ignores() -> None:
+    """A varint has no byte order, so repr does not show one that was given."""
+    assert repr(LengthPrefixed("varint", "little")) == "LengthPrefixed(width='varint')"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "text"),
+    [
+        (
+            (2,),
+            {"length_offset": 2, "strip": 3},
+            "strip must be 0 to length_offset (2), or the header's size (4) or more, "
+            "not 3: it would cut into the length field",
+        ),
+        (
+            (2,),
+            {"strip": -1},
+            "strip must be 0 to length_offset (0), or the header's size (2) or more, "
+            "not -1: it would cut before the frame",
+        ),
+        (
+            ("varint",),
+            {"strip": 0},
+            "a varint header is always stripped (strip=None): its size varies, "
+            "so no fixed strip can keep or cut it",
+        ),
+        ((2,), {"check_size": 4}, "check_size was given without a check"),
+    ],
+)
+def test_construction_error_texts(
+    args: tuple[object, ...], kwargs: dict[str, object], text: str
+) -> None:
+    """Settings errors say what is wrong in full, not just which option."""
+    with pytest.raises(ValueError, match=re.escape(text)) as info:
+        LengthPrefixed(*args, **kwargs)  # type: ignore[arg-type]
+    assert str(info.value) == text
+
+
+@pytest.mark.parametrize(
+    ("framer", "wire"),
+    [
+        (LengthPrefixed(2), b"\x00\x02ab\x00\x03cde"),
+        (LengthPrefixed(2, length_offset=1), b"P\x00\x02abP\x00\x03cde"),
+        (LengthPrefixed(3), b"\x00\x00\x02ab\x00\x00\x03cde"),
+        (LengthPrefixed("varint"), b"\x02ab\x03cde"),
+    ],
+    ids=["plain", "offset", "width 3", "varint"],
+)
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_messages_are_bytes_that_do_not_alias_the_callers_buffer(
+    framer: LengthPrefixed, wire: bytes, kind: type[bytearray] | type[memoryview]
+) -> None:
+    """Fed a bytearray or memoryview, feed delivers bytes; the caller may reuse its buffer."""
+    receive = bytearray(wire)
+    got = framer.clone().feed(kind(receive))
+    receive[:] = bytes(len(receive))  # the caller's next recv_into
+    assert got == [b"ab", b"cde"]
+    assert all(type(m) is bytes for m in got)
+
+
+def no_get(head: bytes) -> str | None:
+    return "HTTP request" if head.startswith(b"GET ") else None
+
+
+def test_early_check_runs_when_its_bytes_arrive_not_when_the_frame_ends() -> None:
+    """A header, then the check's bytes in a later chunk: the check rejects at once."""
+    framer = LengthPrefixed(2, check=no_get, check_size=4)
+    assert framer.feed(b"GE") == []  # a header announcing 0x4745 bytes
+    with pytest.raises(MalformedFrame, match="HTTP request"):
+        framer.feed(b"T ")
+
+
+def test_early_check_of_a_frame_starting_mid_chunk_waits_for_all_its_bytes() -> None:
+    """The check gets exactly check_size bytes even when a chunk ends just short of them."""
+    seen: list[bytes] = []
+
+    def record(head: bytes) -> str | None:
+        seen.append(head)
+        return None
+
+    framer = LengthPrefixed(2, check=record, check_size=4)
+    assert framer.feed(b"\x00\x01a" + b"\x00\x05h") == [b"a"]
+    assert seen == [b"\x00\x01a"]  # the whole (short) frame; the next one not yet
+    assert framer.feed(b"ello") == [b"hello"]
+    assert seen == [b"\x00\x01a", b"\x00\x05he"]
+
+
+def no_empty(head: bytes) -> str | None:
+    # check_size=2: a 1-byte frame is a varint header with an empty body.
+    return "empty message" if len(head) == 1 else None
+
+
+def test_varint_framer_runs_its_early_check() -> None:
+    """A plain varint framer with a check checks frames that arrive whole."""
+    framer = LengthPrefixed("varint", check=no_empty, check_size=2)
+    with pytest.raises(MalformedFrame, match="empty message") as info:
+        framer.feed(b"\x01x\x00")
+    assert info.value.messages == [b"x"]
+
+
+def test_detach_leaves_a_framer_that_reads_a_fresh_stream() -> None:
+    """After detach the next bytes are a new frame's header, for every engine."""
+    framer = LengthPrefixed(3)
+    assert framer.feed(b"\x00\x00\x05he") == []
+    assert framer.detach() == b"\x00\x00\x05he"
+    assert framer.feed(b"\x00\x00\x02hi\x00\x00") == [b"hi"]
+    assert framer.buffered == 2
+
+
+def test_detach_forgets_that_the_early_check_passed() -> None:
+    """The first frame after detach is checked, though the abandoned one had been."""
+    framer = LengthPrefixed(2, check=no_get, check_size=4)
+    assert framer.feed(b"\x00\x05hel") == []  # checked: fine
+    assert framer.detach() == b"\x00\x05hel"
+    with pytest.raises(MalformedFrame, match="HTTP request"):
+        framer.feed(b"GET / HTTP/1.1\r\n")
+
+
+def test_varint_limited_feed_finishes_a_frame_whose_header_came_earlier() -> None:
+    """A varint header read by an unlimited feed is remembered by a limited one."""
+    framer = LengthPrefixed("varint")
+    assert framer.feed(b"\x05he") == []
+    assert framer.feed(b"llo\x01!", limit=1) == [b"hello"]
+    assert framer.detach() == b"\x01!"
+
+
+def test_varint_partial_oversize_names_framer_and_keeps_messages() -> None:
+    """A varint over the limit before it ends: the error has the framer and earlier messages."""
+    framer = LengthPrefixed("varint", max_size=1000)
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\x01a\xff\xff")
+    exc = info.value
+    assert (exc.framer, exc.size, exc.limit, exc.messages) == (repr(framer), 16383, 1000, [b"a"])
+
+
+def test_varint_partial_oversize_counts_the_adjustment() -> None:
+    """The early verdict on an unfinished varint adds the adjustment, as the final one does."""
+    framer = LengthPrefixed("varint", length_adjustment=5, max_size=100)
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\xe0")  # at least 0x60 = 96, so a body of at least 101
+    assert (info.value.size, info.value.limit) == (101, 100)
+    assert "frame of at least 101 bytes (header still arriving)" in str(info.value)
+
+
+def test_varint_partial_value_at_max_size_waits_for_the_end() -> None:
+    """An unfinished varint exactly at max_size may still end there (non-minimal ``ff 00``)."""
+    framer = LengthPrefixed("varint", max_size=127)
+    assert framer.feed(b"\xff") == []
+    assert framer.feed(b"\x00" + b"x" * 127) == [b"x" * 127]
+
+
+def test_varint_header_across_chunks_is_judged_at_each_byte_it_gains() -> None:
+    """With an early check a split varint header is topped up a byte at a time.
+
+    So the error comes from the first byte that proves the frame too large, with
+    the bound those bytes prove (``80 ff``: at least 0x7f << 7), not a later one.
+    """
+    framer = LengthPrefixed("varint", max_size=60, check=no_empty, check_size=2)
+    assert framer.feed(b"\x80") == []
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\xff\xff\x01")
+    assert (info.value.size, info.value.limit) == (0x7F << 7, 60)
+
+
+def test_negative_adjusted_length_error_names_the_framer() -> None:
+    """The malformed-length error names the framer and spells out the arithmetic."""
+    framer = LengthPrefixed(2, length_adjustment=-2)
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(b"\x00\x01")
+    assert info.value.framer == repr(framer)
+    assert str(info.value) == (
+        "LengthPrefixed(width=2, length_adjustment=-2): length field says 1, "
+        "which with adjustment -2 leaves -1 bytes after it"
+    )
+
+
+def test_eof_inside_skipped_frame_names_framer_and_keeps_messages() -> None:
+    """End of stream inside a skipped frame: the framer, the numbers and the messages before."""
+    framer = LengthPrefixed(2, max_size=3, on_oversize="skip")
+    assert framer.feed(b"\x00\x01a\x00\x05he", limit=0) == []
+    with pytest.raises(IncompleteFrame) as info:
+        framer.feed_eof()
+    exc = info.value
+    assert (exc.framer, exc.held, exc.expected, exc.messages) == (repr(framer), 4, 7, [b"a"])
+    assert str(exc) == (
+        "LengthPrefixed(width=2, max_size=3, on_oversize='skip'): "
+        "stream ended 4 bytes into a 7-byte frame"
+    )
+
+
+@pytest.mark.parametrize(
+    "framer",
+    [
+        LengthPrefixed(2, max_size=4),
+        LengthPrefixed("varint", max_size=4),
+        LengthPrefixed(2, length_adjustment=1, max_size=4),
+    ],
+    ids=["plain", "varint", "adjusted"],
+)
+def test_encode_over_max_size_names_framer_and_numbers(framer: LengthPrefixed) -> None:
+    """encode refuses a body over max_size with the framer, the size and the limit."""
+    with pytest.raises(MessageTooLarge) as info:
+        framer.encode(b"hello")
+    exc = info.value
+    assert (exc.framer, exc.size, exc.limit) == (repr(framer), 5, 4)
+    assert str(exc) == f"{framer!r}: cannot encode a message of 5 bytes: the limit is 4 bytes"
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 8, "varint"])
+@pytest.mark.parametrize("order", ["big", "little"])
+def test_length_prefixed_contract(width: int | str, order: str) -> None:
+    check_framer(
+        lambda: LengthPrefixed(width, order, max_size=200),  # type: ignore[arg-type]
+        message_lists(max_size=200, max_messages=6),
+        max_examples=15,
+        overhead=10,
+    )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"length_adjustment": -2},
+        {"length_adjustment": 3},
+        {"length_offset": 1, "strip": 0},
+        {"length_offset": 2, "strip": 0, "length_adjustment": -3},
+    ],
+)
+def test_length_prefixed_contract_with_header_options(options: dict[str, int]) -> None:
+    offset = options.get("length_offset", 0)
+
+    adjust = options.get("length_adjustment", 0)
+
+    def whole_frames() -> st.SearchStrategy[list[bytes]]:
+        # With strip=0 the message is the whole frame: its prefix bytes, the
+        # length field (as feed delivers it: correct) and the body.
+        body = st.binary(min_size=max(0, adjust), max_size=40)
+        frames = st.tuples(st.binary(min_size=offset, max_size=offset), body)
+        return st.lists(
+            frames.map(lambda p: p[0] + (len(p[1]) - adjust).to_bytes(2, "big") + p[1]),
+            max_size=5,
+        )
+
+    messages = whole_frames() if "strip" in options else message_lists(max_size=60, min_size=3)
+    encoder = LengthPrefixed(2, **options)  # type: ignore[arg-type]
+
+    def make() -> LengthPrefixed:
+        return encoder.clone()
+
+    check_framer(make, messages, max_examples=15, overhead=2 + offset)
+
+
+def test_varint_header_split_at_every_point() -> None:
+    stream = encode_varint(300) + b"z" * 300 + encode_varint(1) + b"!"
+    for cut in range(len(stream) + 1):
+        got = feed_chunks(LengthPrefixed("varint"), [stream[:cut], stream[cut:]])
+        assert got == [b"z" * 300, b"!"]
+
+
+# --- strip past the length field (tokio-util's num_skip over a flags byte) ---------------
+#
+# tokio-util's docs, example 7: length_field_length(3), num_skip(4) over
+# | len: 3 bytes | flag: 1 byte | payload |. tokio counts the length from the end
+# of the skipped bytes; here it counts from the end of the length field, so the
+# flags byte is length_adjustment=1.
+
+TOKIO_NUM_SKIP_4 = b"\x00\x00\x0b\xffHello world"
+
+
+def test_feed_strip_past_length_field_drops_the_flag_byte() -> None:
+    framer = LengthPrefixed(3, length_adjustment=1, strip=4)
+    assert framer.feed(TOKIO_NUM_SKIP_4 * 2) == [b"Hello world"] * 2
+    assert framer.buffered == 0
+
+
+def test_feed_strip_past_length_field_byte_at_a_time() -> None:
+    stream = TOKIO_NUM_SKIP_4 + b"\x00\x00\x00\x01"  # an empty payload after its flag
+    assert_chunking_invariant(
+        lambda: LengthPrefixed(3, length_adjustment=1, strip=4),
+        stream,
+        [b"Hello world", b""],
+        [stream[i : i + 1] for i in range(len(stream))],
+    )
+
+
+def test_feed_strip_past_length_field_counting_the_flag_raises_on_a_short_frame() -> None:
+    # The length counts the flag too (adjustment 0): a length of 0 leaves no
+    # flag byte to strip, so the frame cannot be valid.
+    framer = LengthPrefixed(3, strip=4)
+    assert framer.feed(b"\x00\x00\x03\xffab") == [b"ab"]
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(b"\x00\x00\x01\xff" + b"\x00\x00\x00")
+    assert info.value.messages == [b""]
+    assert "a frame of 3 bytes is shorter than the 4 bytes that strip removes" in str(info.value)
+
+
+def test_encode_strip_past_length_field_raises_encode_error() -> None:
+    framer = LengthPrefixed(3, length_adjustment=1, strip=4)
+    with pytest.raises(EncodeError, match="bytes after the length field") as info:
+        framer.encode(b"Hello world")
+    assert info.value.framer == repr(framer)
+    assert "strip=4" in repr(framer)
+
+
+def test_encode_str_raises_encode_error() -> None:
+    for framer in (LengthPrefixed(2), LengthPrefixed("varint"), LengthPrefixed(3)):
+        with pytest.raises(EncodeError, match="expects bytes, not str"):
+            framer.encode("hello")  # type: ignore[arg-type]
+
+
+def test_feed_errors_carry_size_limit_and_bytes_held() -> None:
+    with pytest.raises(FrameTooLarge) as big:
+        LengthPrefixed(2, max_size=10).feed(b"\x00\x0b")
+    assert (big.value.size, big.value.limit) == (11, 10)
+    with pytest.raises(IncompleteFrame) as cut:
+        feed_chunks(LengthPrefixed(2), [b"\x00\x05ab"])
+    assert cut.value.held == 4
+
+
+def test_feed_error_on_a_later_call_carries_no_earlier_messages() -> None:
+    framer = LengthPrefixed(2, max_size=4)
+    assert framer.feed(b"\x00\x01a") == [b"a"]
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\x00\x09")
+    assert info.value.messages == []

@@ -285,11 +285,11 @@ def test_keeps_the_shared_framer_contract(make: Callable[[], LengthPrefixed]) ->
 
 # --- The plain fast path against the general engine ---------------------------------
 #
-# LengthPrefixed.feed has a fast path for the plain fixed-width case (no offset,
-# adjustment, strip or check, no limit, no skip under way). The same framer with an
-# early check that accepts everything takes the general engine for every byte, so
-# both must give the same messages, the same held bytes after every feed, and the
-# same error with the same numbers, however the stream is cut and limited.
+# LengthPrefixed.feed has a fast path for the plain case, fixed-width or varint (no
+# offset, adjustment, strip or check, no limit, no skip under way). The same framer
+# with an early check that accepts everything takes the general engine for every
+# byte, so both must give the same messages, the same held bytes after every feed,
+# and the same error with the same numbers, however the stream is cut and limited.
 
 
 def accept_all(head: bytes) -> str | None:
@@ -306,7 +306,25 @@ PLAIN = [
     (4, "big", 300, "raise"),
     (4, "little", 50, "skip"),
     (8, "big", 0, "skip"),
+    # varints: one byte (bodies under 128), two (the fast path reads those inline),
+    # longer ones and non-minimal ones; max_size under 128 (a one-byte header over
+    # it) and between 128 and 16383 (a two-byte header over it).
+    ("varint", "big", None, "raise"),
+    ("varint", "big", 50, "raise"),
+    ("varint", "big", 50, "skip"),
+    ("varint", "big", 300, "raise"),
+    ("varint", "big", 300, "skip"),
+    ("varint", "big", 0, "skip"),
 ]
+
+
+def varint_header(value: int, extra: int) -> bytes:
+    """A varint for ``value`` padded with ``extra`` more bytes: non-minimal when > 0."""
+    field = bytearray(encode_varint(value))
+    for _ in range(extra):
+        field[-1] |= 0x80
+        field.append(0)
+    return bytes(field)
 
 
 @pytest.mark.parametrize(("width", "order", "max_size", "policy"), PLAIN)
@@ -326,11 +344,20 @@ def test_plain_fast_path_matches_general_engine(
 
     # Bodies up to 1200 bytes: some over a max_size of 50 (and of 0), some held
     # in a buffer over 512 bytes (the fast path cuts those another way).
-    big = LengthPrefixed(width, order, max_size=min(1200, (1 << (8 * int(width))) - 1))
     sizes = st.binary(max_size=300) | st.binary(max_size=4) | st.binary(min_size=500, max_size=1200)
     bodies = data.draw(st.lists(sizes, max_size=8), label="bodies")
-    stream = b"".join(big.encode(b[: big.max_size]) for b in bodies)
-    stream += data.draw(st.binary(max_size=3), label="trailing bytes")
+    trailing = st.binary(max_size=3)
+    if width == "varint":
+        # Headers of 1 to 12 bytes (non-minimal ones, and some past the 10-byte
+        # limit), and streams that end inside a long varint.
+        extras = st.lists(st.sampled_from([0, 0, 0, 1, 2, 9]), min_size=len(bodies))
+        pads = data.draw(extras, label="extra header bytes")
+        stream = b"".join(varint_header(len(b), n) + b for b, n in zip(bodies, pads, strict=False))
+        trailing |= st.binary(min_size=1, max_size=12).map(lambda t: bytes(x | 0x80 for x in t))
+    else:
+        big = LengthPrefixed(width, order, max_size=min(1200, (1 << (8 * int(width))) - 1))
+        stream = b"".join(big.encode(b[: big.max_size]) for b in bodies)
+    stream += data.draw(trailing, label="trailing bytes")
     steps = draw_steps(data, data.draw(chunkings(stream), label="chunks"))
     assert trace_feeds(make(), steps) == trace_feeds(make(check=accept_all, check_size=1), steps)
 

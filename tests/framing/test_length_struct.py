@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+from typing import Any
 
 import pytest
 from construct import (
     Bytes,
+    BytesInteger,
+    Computed,
     Const,
+    CString,
+    Enum,
     Float32l,
     Int8ub,
+    Int8ul,
+    Int8un,
     Int16sb,
+    Int16ub,
     Int16ul,
+    Int16un,
     Int24ub,
     Int32ub,
+    Padding,
     PascalString,
     Struct,
 )
@@ -21,9 +32,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framing.base import Framer
-from framing.errors import FrameTooLarge, IncompleteFrame, MalformedFrame
-from framing.length import DEFAULT_MAX_SIZE, Frame, StructPrefixed
-from framing.testing import assert_chunking_invariant, chunkings, feed_chunks
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    IncompleteFrame,
+    MalformedFrame,
+    MessageTooLarge,
+)
+from framing.length import (
+    DEFAULT_MAX_SIZE,
+    Frame,
+    LengthPrefixed,
+    StructPrefixed,
+)
+from framing.structured import _plain_fields
+from framing.testing import (
+    assert_chunking_invariant,
+    chunkings,
+    feed_chunks,
+)
 
 KIND_LENGTH = Struct("kind" / Int8ub, "length" / Int32ub)
 # A header with a magic, a little-endian length after a flags byte, counting itself.
@@ -108,11 +135,11 @@ def test_feed_eof_mid_frame_raises_incomplete() -> None:
 
 def test_encode_errors() -> None:
     framer = StructPrefixed(KIND_LENGTH, max_size=3)
-    with pytest.raises(FrameTooLarge):
+    with pytest.raises(MessageTooLarge):
         framer.encode(Frame({"kind": 1}, b"abcd"))
-    with pytest.raises(ValueError, match="cannot build header"):
+    with pytest.raises(EncodeError, match="cannot build header"):
         framer.encode(Frame({}, b"a"))
-    with pytest.raises(ValueError, match="cannot build header"):
+    with pytest.raises(EncodeError, match="cannot build header"):
         framer.encode(Frame({"kind": 256}, b"a"))
 
 
@@ -220,3 +247,230 @@ def test_length_field_that_is_not_a_number_is_malformed() -> None:
     framer = StructPrefixed(Struct("length" / Bytes(2)))
     with pytest.raises(MalformedFrame, match=r"length field is b'\\x00\\x01', not a number"):
         framer.feed(b"\x00\x01")
+
+
+# --- edges: construction, header readers, error fields and texts, encode refusals ---
+
+
+def test_struct_prefixed_refuses_a_header_that_is_not_a_struct() -> None:
+    """A bare field, with no named fields, has no length field to find."""
+    with pytest.raises(ValueError, match="the header struct has no field named 'length'"):
+        StructPrefixed(Int16ub)
+
+
+def test_struct_prefixed_refuses_a_header_of_no_bytes() -> None:
+    """A 0-byte header cannot start a frame: refused, not a framer that holds bytes forever."""
+    with pytest.raises(ValueError, match="at least 1 byte") as info:
+        StructPrefixed(Struct("length" / Computed(5)))
+    assert str(info.value) == "the header struct must be at least 1 byte long, not 0"
+
+
+def test_struct_prefixed_refuses_a_length_field_sized_by_its_context() -> None:
+    """A length field whose size only its struct can work out is refused, with the reason."""
+    same_as_kind = BytesInteger(lambda ctx: ctx._subcons.kind.sizeof())
+    header = Struct("kind" / Int16ub, "length" / same_as_kind)
+    assert header.sizeof() == 4
+    with pytest.raises(ValueError, match="length field") as info:
+        StructPrefixed(header)
+    assert str(info.value).startswith("the length field must have a fixed size: ")
+
+
+def seven(ctx: Any) -> int:
+    return 7
+
+
+def test_struct_prefixed_header_construct_cannot_compile_is_interpreted() -> None:
+    """A header that construct cannot compile (a Python function in it) still frames."""
+    header = Struct("length" / Int8ub, "x" / Computed(seven))
+    with pytest.raises(Exception):  # noqa: B017, PT011 - construct's own, of any kind
+        header.compile()
+    framer = StructPrefixed(header)
+    assert framer.feed(b"\x01z") == [Frame({"x": 7}, b"z")]
+    assert framer.encode(Frame({}, b"z")) == b"\x01z"
+
+
+def no_such_kind(ctx: Any) -> int:
+    raise ValueError(f"no kind {ctx.kind}")
+
+
+@pytest.mark.parametrize(
+    ("header", "wire", "text"),
+    [
+        # Const's error has no text: the exception's type name stands in.
+        (
+            Struct("magic" / Const(b"FR"), "length" / Int8ub),
+            b"XX\x00",
+            "bad header 585800: ConstError",
+        ),
+        (
+            Struct("kind" / Int8ub, "length" / Int8ub, "x" / Computed(no_such_kind)),
+            b"\x09\x00",
+            "bad header 0900: no kind 9",
+        ),
+    ],
+)
+def test_bad_header_error_carries_the_parsers_words(header: Any, wire: bytes, text: str) -> None:
+    """A header construct cannot parse: the error shows its bytes and construct's reason."""
+    framer = StructPrefixed(header)
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(wire)
+    assert str(info.value) == f"{framer!r}: {text}"
+
+
+@pytest.mark.parametrize(
+    ("header", "good", "bad", "fields"),
+    [
+        (Struct("length" / Int8ub), b"\x03a", b"\x01", {}),
+        (Struct("length" / Int8ub, "magic" / Const(b"M")), b"\x03Ma", b"\x01M", {"magic": b"M"}),
+    ],
+    ids=["struct fast path", "construct"],
+)
+def test_struct_negative_length_names_framer_and_keeps_earlier_frames(
+    header: Any, good: bytes, bad: bytes, fields: dict[str, bytes]
+) -> None:
+    """A length the adjustment makes negative: the framer, the numbers, the frames before."""
+    framer = StructPrefixed(header, length_adjustment=-2)
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(good + bad)
+    exc = info.value
+    assert exc.framer == repr(framer)
+    assert exc.messages == [Frame(fields, b"a")]
+    assert str(exc) == (
+        f"{framer!r}: length field says 1, which with adjustment -2 leaves -1 bytes of payload"
+    )
+
+
+def test_struct_length_that_is_not_a_number_keeps_earlier_frames() -> None:
+    """An Enum length field parses a named value as a string: malformed, frames before kept."""
+    framer = StructPrefixed(Struct("length" / Enum(Int8ub, empty=0)))
+    with pytest.raises(MalformedFrame, match="not a number") as info:
+        framer.feed(b"\x01a\x00")
+    assert info.value.messages == [Frame({}, b"a")]
+
+
+def test_struct_encode_accepts_a_payload_of_exactly_max_size() -> None:
+    """max_size is inclusive for encode as for feed."""
+    framer = StructPrefixed(Struct("length" / Int8ub), max_size=3)
+    assert framer.encode(Frame({}, b"abc")) == b"\x03abc"
+    assert framer.feed(b"\x03abc") == [Frame({}, b"abc")]
+
+
+def test_struct_header_with_an_unnamed_field_frames() -> None:
+    """An unnamed field's bytes are read and dropped, as construct does."""
+    framer = StructPrefixed(Struct("length" / Int8ub, Int8ub))
+    assert framer.feed(b"\x01\x02x") == [Frame({}, b"x")]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        Struct("length" / Int8ub, "_pad" / Int8ub),  # integers only: once the struct fast path
+        Struct("length" / Int24ub, "_pad" / Int8ub),  # a 3-byte integer: construct
+    ],
+    ids=["integers", "construct"],
+)
+def test_struct_private_fields_are_hidden_whichever_way_the_header_is_read(header: Any) -> None:
+    """A ``_``-named field is read but not delivered, like construct's own private keys."""
+    framer = StructPrefixed(header)
+    wire = framer.encode(Frame({"_pad": 0}, b"x"))
+    assert framer.feed(wire) == [Frame({}, b"x")]
+
+
+@pytest.mark.parametrize("width", [Int8ub, Int24ub])
+def test_struct_private_length_field_is_the_length(width: Any) -> None:
+    """A length field may have a private name; it is still the length, and still not shown."""
+    framer = StructPrefixed(Struct("kind" / Int8ub, "_len" / width), length_field="_len")
+    wire = framer.encode(Frame({"kind": 7}, b"xy"))
+    assert framer.feed(wire + wire) == [Frame({"kind": 7}, b"xy")] * 2
+
+
+@pytest.mark.parametrize(
+    ("header", "names"),
+    [
+        (Struct("length" / Int16un, "kind" / Int8un), ("length", "kind")),  # native order
+        (Struct("length" / Int16ub, "_pad" / Int8ub), ()),  # private: Frame hides it
+        (Int16ub, ()),  # a bare field, not a struct
+    ],
+)
+def test_which_headers_take_the_struct_fast_path(header: Any, names: tuple[str, ...]) -> None:
+    """Native-order integers are read with struct; private fields and non-structs are not."""
+    got_names, reader = _plain_fields(header, int(header.sizeof()))
+    assert got_names == names
+    assert (reader is None) == (not names)
+
+
+def test_struct_prefixed_limits_at_the_edges() -> None:
+    header = Struct("length" / Int8ub)
+    assert StructPrefixed(header, max_size=0).feed(b"\x00") == [Frame({}, b"")]
+    # An adjustment of -255 leaves exactly one valid size: 0.
+    assert StructPrefixed(header, length_adjustment=-255).max_size == 0
+    with pytest.raises(ValueError, match="leaves no valid frame"):
+        StructPrefixed(header, length_adjustment=-256)
+    with pytest.raises(ValueError, match="max_size must be 0 to 255"):
+        StructPrefixed(header, max_size=256)
+    with pytest.raises(ValueError, match="fixed size"):
+        StructPrefixed(Struct("length" / Int8ub, "name" / CString("ascii")))
+
+
+def test_struct_prefixed_encode_errors() -> None:
+    framer = StructPrefixed(Struct("length" / Int8ub), max_size=3, length_adjustment=1)
+    with pytest.raises(MessageTooLarge) as info:
+        framer.encode(Frame({}, b"abcd"))
+    assert (info.value.framer, info.value.size, info.value.limit) == (repr(framer), 4, 3)
+    assert framer.encode(Frame({}, b"a")) == b"\x00a"
+    with pytest.raises(EncodeError, match="shorter than length_adjustment 1"):
+        framer.encode(Frame({}, b""))
+
+
+def test_struct_prefixed_repr_names_the_check() -> None:
+    def looks_fine(head: bytes) -> None:
+        return None
+
+    plain = StructPrefixed(Struct("length" / Int16ub), check=looks_fine, check_size=2)
+    assert "check=test_struct_prefixed_repr_names_the_check.<locals>.looks_fine" in repr(plain)
+    bound = functools.partial(looks_fine)
+    assert f"check={bound!r}" in repr(
+        StructPrefixed(Struct("length" / Int16ub), check=bound, check_size=2)
+    )
+    assert f"check={bound!r}" in repr(LengthPrefixed(2, check=bound, check_size=2))
+
+
+def test_struct_prefixed_hides_private_fields() -> None:
+    framer = StructPrefixed(Struct("length" / Int8ub, "_pad" / Int8ub, "tag" / Bytes(1)))
+    assert framer.feed(b"\x01\x00Tx") == [Frame({"tag": b"T"}, b"x")]
+
+
+def test_struct_prefixed_length_field_that_is_not_a_number() -> None:
+    framer = StructPrefixed(Struct("length" / Bytes(1)))
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(b"\x01x\x01")
+    assert info.value.framer == repr(framer)
+    assert "not a number" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("header", "names"),
+    [
+        (Struct("kind" / Int8ub, "length" / Int16ub), ("kind", "length")),
+        (Struct("length" / Int16ul, "flags" / Int8ul), ("length", "flags")),
+        (Struct("length" / Int32ub), ("length",)),
+        (Struct("length" / Int16ub, "flags" / Int16ul), ()),  # mixed byte orders
+        (Struct("length" / Int16ub, Padding(1)), ()),  # not a named integer
+        (Struct("length" / Int16ub, "tag" / Bytes(2)), ()),
+    ],
+)
+def test_plain_headers_take_the_struct_fast_path(header: Any, names: tuple[str, ...]) -> None:
+    # An optimisation, invisible in results: a header of named integers is read
+    # with one struct call instead of construct. Checked directly, or a mutant
+    # that turned it off (falling back to construct) could not be told apart.
+    got_names, reader = _plain_fields(header, int(header.sizeof()))
+    assert got_names == names
+    assert (reader is None) == (not names)
+
+
+def test_encode_str_payload_raises_encode_error() -> None:
+    framer = StructPrefixed(KIND_LENGTH)
+    with pytest.raises(EncodeError, match="expects bytes, not str"):
+        framer.encode(Frame({"kind": 1}, "hello"))  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match="expects a Frame, not bytes"):
+        framer.encode(b"hello")  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from anyio.abc import ByteStream, SocketAttribute
 from framing import transport
 from framing.base import Framer
 from framing.delimited import Lines
-from framing.errors import FrameTooLarge, IncompleteFrame
+from framing.errors import FrameTooLarge, IncompleteFrame, MessageTooLarge
 from framing.length import LengthPrefixed
 from framing.raw import Raw
 from framing.stream import (
@@ -142,9 +142,9 @@ async def test_send_of_oversize_message_sends_nothing() -> None:
     with anyio.fail_after(5):
         async with stream_pair("tcp4") as (a, b):
             framed = FramedStream(a, lp(max_size=3))
-            with pytest.raises(FrameTooLarge):
+            with pytest.raises(MessageTooLarge):
                 await framed.send(b"four")
-            with pytest.raises(FrameTooLarge):
+            with pytest.raises(MessageTooLarge):
                 await framed.send_many([b"ok", b"four"])
             await framed.send(b"ok")
             assert await b.receive() == b"\x00\x02ok"
