@@ -91,7 +91,7 @@ def test_feed_error_names_framer_and_keeps_earlier_messages(
         (Netstring(max_size=5), b"toolong", MessageTooLarge, "over the limit of 5 bytes"),
         (FixedSize(3), b"ab", EncodeError, "2 bytes: records are 3"),
         (FixedSize(3), b"abcd", MessageTooLarge, "4 bytes: records are 3"),
-        (Delimited(b"\n", max_size=2), b"abc", MessageTooLarge, "over the limit of 2 bytes"),
+        (Delimited(b"\n", max_size=2), b"abc", MessageTooLarge, "the limit is 2 bytes"),
     ],
 )
 def test_encode_error_names_framer_and_numbers(

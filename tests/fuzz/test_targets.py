@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from framing.delimited import Delimited, Lines
+from framing.delimited import Lines
 from framing.errors import FrameTooLarge, MessageTooLarge
 from framing.netstring import Netstring
 from framing.raw import Raw
@@ -115,8 +115,6 @@ def test_framer_target_lets_encode_refuse_only_what_limits_forbid() -> None:
     assert lines.may_refuse(Lines(), b"a\nb")
     assert lines.may_refuse(Lines(), b"a\r")  # a\r\n would read back as a
     assert not lines.may_refuse(Lines(), b"a\rb")
-    dashes = FramerCase(lambda: Delimited((b"--", b"-"), encode_delimiter=b"--"), 2, True, b"--")
-    assert dashes.may_refuse(dashes.make(), b"x")  # x-- ends at its first -
 
 
 def test_framer_target_finds_an_encode_that_raises_a_framing_error(
