@@ -298,18 +298,29 @@ class _Prefixed(Generic[T]):
                 # parsing. Bounded: ``_need`` passed the max_size check.
                 buf += chunk
                 return out
-            if spanning and limit is None:
-                # This chunk finishes the frame held (_resume's first step, in
-                # line: the common case of frames that span chunks). Deliver it,
-                # then parse the rest of the chunk in place below.
-                out.append(self._cut_held(memoryview(chunk)[:take]))
-                self._need = -1
-                self._checked = False
-                start = take
-            elif limit is not None:
+            if limit is not None:
                 buf += chunk
                 self._parse_held(out, limit)
                 return out
+            if spanning:
+                # This chunk finishes the frame held (_resume's first step, in
+                # line: the common case of frames that span chunks). Deliver it,
+                # then parse the rest of the chunk in place below.
+                # A slice copies; a view does not, but costs more below 4 KiB.
+                rest = chunk[:take] if take < 4096 else memoryview(chunk)[:take]
+                out.append(self._cut_held(rest))
+                self._need = -1
+                self._checked = False
+                start = take
+            elif self._fast:
+                # Head, with a header begun in the last chunk (nothing else is
+                # held on the fast path): parse the two joined, as if they had
+                # arrived together. A copy of the chunk, but it saves _resume's
+                # steps, measured 25% of the time at 512 B frames in random
+                # 1-4096 byte chunks.
+                chunk = b"".join((buf, chunk))
+                buf.clear()
+                self._need = -1
             else:
                 start = self._resume(chunk, out)
                 if buf:
@@ -318,10 +329,12 @@ class _Prefixed(Generic[T]):
             pos = self._parse(chunk, start, out, limit)
         else:
             pos = self._parse_fast(chunk, start, out)
-        if pos < len(chunk):
+        end = len(chunk)
+        if pos < end:
             # Hold the start of a frame that has not all arrived (or, after a
-            # limit, the unparsed rest): copy the tail only.
-            buf += memoryview(chunk)[pos:]
+            # limit, the unparsed rest): copy the tail only (through a view
+            # when it is long: a slice would copy it twice).
+            buf += chunk[pos:] if end - pos < 4096 else memoryview(chunk)[pos:]
         return out
 
     def feed_eof(self) -> list[T]:
@@ -415,7 +428,7 @@ class _Prefixed(Generic[T]):
             self._parse_held(out, None)
         return start
 
-    def _cut_held(self, rest: memoryview) -> T:
+    def _cut_held(self, rest: bytes | memoryview) -> T:
         """The message of the frame held in ``_buf`` that ``rest`` completes; one copy."""
         buf = self._buf
         strip = self._strip
