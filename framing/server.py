@@ -455,10 +455,10 @@ class _Server:
         elif (
             self.max_connections_per_peer is not None
             and address is not None
-            and len(same := self.per_peer.get(address, ())) >= self.max_connections_per_peer
+            and (mine := self.open_from(address)) >= self.max_connections_per_peer
         ):
-            reason = f"{len(same)} connections open from {address}, the limit"
-            victims = same
+            reason = f"{mine} connections open from {address}, the limit"
+            victims = self.per_peer[address]
         else:
             return self.enter(peer, address)
         victim, since = self.longest_waiting(victims)
@@ -490,6 +490,10 @@ class _Server:
         if self.all_closed.is_set():
             self.all_closed = anyio.Event()
         return connection
+
+    def open_from(self, address: str) -> int:
+        """Connections open from ``address``, not counting those shed and still closing."""
+        return sum(not connection.shed for connection in self.per_peer.get(address, ()))
 
     @staticmethod
     def longest_waiting(connections: Iterable[_Connection]) -> tuple[_Connection | None, float]:
