@@ -69,6 +69,7 @@ import math
 import os
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, final
@@ -221,7 +222,7 @@ class _Connection:
         self.peer = peer
         self.address = address
         # Until its stream exists (a TLS handshake, say), it waits since accepted.
-        self.accepted_at = anyio.current_time()
+        self.accepted_at = time.monotonic()  # the clock of FramedStream.waiting_since
         self.scope = CancelScope(shield=True)  # cancelled to shed it, or after the grace period
         self.stream: FramedStream[Any] | None = None
         self.shed = False
@@ -466,7 +467,7 @@ class _Server:
             self.refused += 1
             logger.info("refused %s: %s, every one busy", peer, reason)
             return None
-        waited = anyio.current_time() - since
+        waited = time.monotonic() - since
         victim.shed = True
         self.shedding += 1
         self.shed_count += 1
