@@ -83,6 +83,7 @@ __all__ = [
     "decode_rdata",
     "encode_rdata",
     "parse_message",
+    "parse_question",
 ]
 
 
@@ -1104,6 +1105,28 @@ def parse_message(data: bytes | bytearray | memoryview) -> Message:
         raise
     except (cs.ConstructError, struct.error, ValueError, IndexError) as exc:
         raise DNSFormatError(str(exc) or type(exc).__name__, query_id=query_id) from exc
+
+
+def parse_question(data: bytes) -> Question | None:
+    """Read the one question of a message that may not parse whole.
+
+    An answer to a query that cannot be read to its end (FORMERR) still echoes
+    its question, when it has exactly one and that far could be read.
+
+    Returns:
+        The question, or ``None`` when the header or the question cannot be
+        read, or the header counts other than one question.
+    """
+    if len(data) < _HEADER_SIZE or data[4:6] != b"\x00\x01":
+        return None
+    try:
+        name, pos = decode_name(data, _HEADER_SIZE)
+    except DNSFormatError:
+        return None
+    if pos + 4 > len(data):
+        return None
+    tail = _QUESTION_TAIL.parse(data[pos : pos + 4])
+    return Question(name, tail.qtype, tail.qclass)
 
 
 def _write_record(record: ResourceRecord, out: bytearray, table: CompressionTable) -> None:
