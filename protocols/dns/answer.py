@@ -21,8 +21,8 @@ a name that does not exist, with          the wildcard's records, owned by the
   ``*.<closest encloser>`` in the zone    name asked (RFC 4592 2.2, 3.3.3)
 a name with no records of that type       NOERROR (NODATA), the SOA in authority
 a name that does not exist                NXDOMAIN, the SOA in authority (RFC 2308)
-a name outside the zone, a class          REFUSED
-  other than IN, a zone transfer
+a name outside the zone, a class          REFUSED (and, for a name outside,
+  other than IN, a zone transfer          the Extended DNS Error 20, RFC 8914)
 no question or several                    FORMERR
 bytes that do not parse                   FORMERR, if the id could be read
 an opcode other than QUERY                NOTIMP
@@ -38,7 +38,8 @@ record whenever the query had one and parsed whole (RFC 6891 7).
 
 The question is echoed as asked (the client's letter case, RFC 4343); names
 match ignoring ASCII case; RD and CD are copied. MX, NS and SRV answers carry
-the A and AAAA records of their targets in the additional section.
+the A and AAAA records of their targets in the additional section, as do
+SVCB and HTTPS answers (RFC 9460 4.1).
 
 Over UDP an answer larger than 512 bytes, or than the client's EDNS0 payload
 size (capped at ``udp_payload_size``), loses its records and gets TC, so the
@@ -63,7 +64,9 @@ from protocols.dns.message import (
     NS,
     SOA,
     SRV,
+    SVCB,
     Edns,
+    EdnsOption,
     Header,
     Message,
     Opcode,
@@ -95,6 +98,9 @@ _MAX_CACHED_QUERY: Final = 512
 #: stops earlier, at its first repeated name).
 _MAX_CHAIN: Final = 8
 _TCP_MAX: Final = 0xFFFF
+#: RFC 8914 4.21: the Extended DNS Error "Not Authoritative" (20), as Knot
+#: gives it with REFUSED for a name outside the zone.
+_NOT_AUTHORITATIVE: Final = EdnsOption(15, (20).to_bytes(2, "big"))
 
 _Records = tuple[ResourceRecord, ...]
 _Key = tuple[bytes, ...]
@@ -284,6 +290,8 @@ class Authority:
             aa, answers, authorities, additionals = False, (), (), ()
         if edns is not None:
             edns = replace(edns, extended_rcode=rcode >> 4)
+            if rcode == Rcode.REFUSED and not question.name.is_subdomain_of(self.zone.origin):
+                edns = replace(edns, options=(_NOT_AUTHORITATIVE,))
         header = Header(
             query.header.id,
             qr=True,
@@ -341,7 +349,9 @@ class Authority:
             result.additionals = self._addresses(ns, answers, glue=True)
             return None
         if found.dname is not None:
-            return self._substitute(name, found.dname, result)
+            target = self._substitute(name, found.dname, result)
+            # Asked for the CNAME, the synthesized one is the answer (RFC 1034 4.3.2 3a).
+            return None if qtype == RecordType.CNAME else target
         if found.node is None:
             result.rcode = Rcode.NXDOMAIN
             result.authorities = (self._negative_soa,)
@@ -349,9 +359,9 @@ class Authority:
         cnames = found.node.get(RecordType.CNAME)
         if cnames and qtype not in (RecordType.CNAME, RecordType.ANY):
             answers.extend(replace(r, name=name) for r in cnames)
-            target = cnames[0].rdata
-            assert isinstance(target, CNAME)
-            return self._in_zone(target.target)
+            alias = cnames[0].rdata
+            assert isinstance(alias, CNAME)
+            return self._in_zone(alias.target)
         if qtype == RecordType.ANY:
             records = [r for rrset in found.node.values() for r in rrset]
         else:
@@ -411,7 +421,9 @@ class Authority:
     def _addresses(
         self, found: list[ResourceRecord], answers: list[ResourceRecord], *, glue: bool
     ) -> tuple[ResourceRecord, ...]:
-        """Addresses of the MX, NS and SRV targets inside the zone (RFC 1035 3.3.9).
+        """Addresses of the MX, NS, SRV, SVCB and HTTPS targets inside the zone.
+
+        RFC 1035 3.3.9 asks for them with MX and NS, RFC 9460 4.1 with SVCB.
 
         Args:
             found: the records whose targets are looked up.
@@ -426,6 +438,9 @@ class Authority:
                 targets.append(rdata.exchange)
             elif isinstance(rdata, NS | SRV):
                 targets.append(rdata.target)
+            elif isinstance(rdata, SVCB):
+                # RFC 9460 4.1: "." as the target is the owner itself.
+                targets.append(rdata.target if rdata.target.labels else record.name)
         out: list[ResourceRecord] = []
         seen = set()
         for target in targets:

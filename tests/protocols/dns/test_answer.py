@@ -12,6 +12,7 @@ from protocols.dns.message import (
     SOA,
     A,
     Edns,
+    EdnsOption,
     Header,
     Message,
     Opcode,
@@ -497,3 +498,23 @@ def test_refused_keeps_the_question_and_opt(operator: Authority) -> None:
     assert answer.rcode == Rcode.REFUSED
     assert answer.questions[0].name == Name.from_text("www.example.")
     assert answer.edns is not None
+    assert answer.edns.options == (EdnsOption(15, b"\x00\x14"),)  # RFC 8914: not authoritative
+
+
+def test_answer_dname_asked_for_cname_stops_at_the_synthesized_one(operator: Authority) -> None:
+    answer = ask(operator, "www.dz.cmp.test.", RecordType.CNAME)
+    assert _names(answer.answers) == [
+        ("dz.cmp.test.", RecordType.DNAME),
+        ("www.dz.cmp.test.", RecordType.CNAME),
+    ]
+    assert answer.authorities == ()
+
+
+def test_answer_https_adds_the_addresses_of_its_target(operator: Authority) -> None:
+    """RFC 9460 4.1, as Knot does."""
+    answer = ask(operator, "alias-svc.cmp.test.", RecordType.HTTPS)
+    assert _names(answer.additionals) == [
+        ("www.cmp.test.", RecordType.A),
+        ("www.cmp.test.", RecordType.A),
+        ("www.cmp.test.", RecordType.AAAA),
+    ]
