@@ -132,6 +132,22 @@ raw     IN TYPE65534 \\# 3 010203
 """
 
 
+#: The types read by name since issue 13, one of each (a leading \x00: no origin given).
+_NEWER_TYPES = """\x00$ORIGIN x.
+$TTL 60
+@ SOA ns hm 1 2 3 4 5
+d DNAME y.
+@ CAA 0 issue "ca.test"
+s DS 1 13 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+k DNSKEY 257 3 ECDSAP256SHA256 AQID BA==
+_443._tcp TLSA 3 1 0 abcd
+h SSHFP 4 2 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+n NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp
+v SVCB 1 . alpn="h2,h3" port=8443 ipv4hint=127.0.0.1 ipv6hint=::1 mandatory=port
+w HTTPS 0 v
+"""
+
+
 def zone_seeds() -> list[bytes]:
     """Master files: the example zone, relative-origin forms, broken lines."""
     return [
@@ -140,6 +156,7 @@ def zone_seeds() -> list[bytes]:
         b"\x01@ 60 IN SOA ns hm 1 2 3 4 5\n@ NS ns\nns A 10.0.0.1\n",
         b"\x00$ORIGIN x.\n@ SOA a b 1 2 3 4 5\n@ A 300.1.1.1\n",
         b"\x00$ORIGIN x.\n@ SOA a b ( 1 2 3\n 4 5 )\n$INCLUDE other\n",
+        _NEWER_TYPES.encode(),
     ]
 
 

@@ -16,7 +16,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 def require_tool(name: str) -> str:
     """Return the path of an external tool, or skip; on CI (FRAMING_REQUIRE_TOOLS=1) fail."""
-    path = shutil.which(name)
+    # Servers such as knotd live in sbin, which a user's PATH may leave out.
+    path = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
     if path is None:
         if os.environ.get("FRAMING_REQUIRE_TOOLS") == "1":
             pytest.fail(f"{name} is not installed, and .ci/run promises it")

@@ -1,7 +1,7 @@
 """The authoritative answerer: query bytes in, answer bytes out, no I/O.
 
 :class:`Authority` holds one zone and answers as RFC 1034 4.3.2 and RFC 1035
-describe an authoritative server (no recursion, no referrals):
+describe an authoritative server (no recursion), as Knot answers:
 
 ========================================  =========================================
 query                                     answer
@@ -10,10 +10,19 @@ a name in the zone, with records          NOERROR, AA, the records
   of the type asked
 a CNAME, another type asked               the CNAME, then the chain followed inside
                                           the zone (RFC 1034 3.6.2, RFC 6604)
+a name below a DNAME                      the DNAME, a CNAME synthesized with its
+                                          TTL, then the chain (RFC 6672 3.2);
+                                          YXDOMAIN when the new name is too long
+a name at or below a zone cut (an NS      a referral: no AA, the cut's NS set in
+  set other than the apex's), any type    authority, the addresses of in-zone
+  but DS at the cut itself                servers (glue) in additional (RFC 1034
+                                          4.3.2 3b, RFC 9471)
+a name that does not exist, with          the wildcard's records, owned by the
+  ``*.<closest encloser>`` in the zone    name asked (RFC 4592 2.2, 3.3.3)
 a name with no records of that type       NOERROR (NODATA), the SOA in authority
 a name that does not exist                NXDOMAIN, the SOA in authority (RFC 2308)
-a name outside the zone, a class          REFUSED
-  other than IN, a zone transfer
+a name outside the zone, a class          REFUSED (and, for a name outside,
+  other than IN, a zone transfer          the Extended DNS Error 20, RFC 8914)
 no question or several                    FORMERR
 bytes that do not parse                   FORMERR, if the id could be read
 an opcode other than QUERY                NOTIMP
@@ -21,9 +30,16 @@ EDNS version other than 0                 BADVERS (RFC 6891 6.1.3)
 a response (QR set)                       nothing at all
 ========================================  =========================================
 
+A chain of CNAMEs and DNAMEs is followed while it stays in the zone, at most
+``_MAX_CHAIN`` links, and stops at the first name it has already visited: a
+loop in the zone gives each of its records once. REFUSED, FORMERR, NOTIMP and
+BADVERS answers echo the question whenever it could be read, and the OPT
+record whenever the query had one and parsed whole (RFC 6891 7).
+
 The question is echoed as asked (the client's letter case, RFC 4343); names
 match ignoring ASCII case; RD and CD are copied. MX, NS and SRV answers carry
-the A and AAAA records of their targets in the additional section.
+the A and AAAA records of their targets in the additional section, as do
+SVCB and HTTPS answers (RFC 9460 4.1).
 
 Over UDP an answer larger than 512 bytes, or than the client's EDNS0 payload
 size (capped at ``udp_payload_size``), loses its records and gets TC, so the
@@ -37,17 +53,20 @@ puts the new id in front: no parsing, no encoding.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from protocols.dns.errors import DNSFormatError
 from protocols.dns.message import (
     CNAME,
+    DNAME,
     MX,
     NS,
     SOA,
     SRV,
+    SVCB,
     Edns,
+    EdnsOption,
     Header,
     Message,
     Opcode,
@@ -58,6 +77,7 @@ from protocols.dns.message import (
     ResourceRecord,
     build_message,
     parse_message,
+    parse_question,
 )
 from protocols.dns.names import Name
 from protocols.dns.zone import Zone
@@ -74,11 +94,46 @@ DEFAULT_UDP_PAYLOAD_SIZE: Final = 1232
 CLASSIC_UDP_SIZE: Final = 512
 #: Only queries up to this size are cached (an ordinary query is under 100 bytes).
 _MAX_CACHED_QUERY: Final = 512
-#: Longest CNAME chain followed; a longer one (or a loop in the zone) stops there.
+#: Longest CNAME and DNAME chain followed; a longer one stops there (a loop
+#: stops earlier, at its first repeated name).
 _MAX_CHAIN: Final = 8
 _TCP_MAX: Final = 0xFFFF
+#: RFC 8914 4.21: the Extended DNS Error "Not Authoritative" (20), as Knot
+#: gives it with REFUSED for a name outside the zone.
+_NOT_AUTHORITATIVE: Final = EdnsOption(15, (20).to_bytes(2, "big"))
 
 _Records = tuple[ResourceRecord, ...]
+_Key = tuple[bytes, ...]
+_Node = dict[int, list[ResourceRecord]]
+_WILDCARD: Final = b"*"
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """Where the search for one name ended (RFC 1034 4.3.2 step 3).
+
+    Attributes:
+        node: the records of the name, or of the wildcard that matched it
+            (empty for an empty non-terminal); ``None`` when the name does
+            not exist.
+        cut: the owner of the zone cut the name is at or below, if any.
+        dname: the DNAME of an ancestor that rewrites the name, if any.
+    """
+
+    node: _Node | None = None
+    cut: _Key | None = None
+    dname: ResourceRecord | None = None
+
+
+@dataclass(slots=True)
+class _Answer:
+    """An answer being built, link after link of a chain."""
+
+    aa: bool = True
+    rcode: int = Rcode.NOERROR
+    answers: list[ResourceRecord] = field(default_factory=list)
+    authorities: tuple[ResourceRecord, ...] = ()
+    additionals: tuple[ResourceRecord, ...] = ()
 
 
 class Authority:
@@ -117,6 +172,12 @@ class Authority:
             self._nodes.setdefault(key, {}).setdefault(record.rtype, []).append(record)
             for depth in range(len(origin.labels), len(key) + 1):
                 self._names.add(key[len(key) - depth :])
+        # Zone cuts: every NS set but the apex's. Below one, records are glue,
+        # never answers (RFC 1034 4.2.1).
+        self._cuts = {key for key, node in self._nodes.items() if RecordType.NS in node} - {
+            origin.key
+        }
+        self._dnames = {key for key, node in self._nodes.items() if RecordType.DNAME in node}
         soa = zone.soa
         minimum = soa.rdata.minimum if isinstance(soa.rdata, SOA) else soa.ttl
         # RFC 2308 3: negative answers carry the SOA with the smaller of its TTL and MINIMUM.
@@ -160,14 +221,17 @@ class Authority:
         query_id = int.from_bytes(query[:2], "big")
         opcode = (query[2] >> 3) & 0xF if len(query) >= 3 else Opcode.QUERY
         rd = bool(query[2] & 0x01) if len(query) >= 3 else False
-        if opcode != Opcode.QUERY:
-            return self._error(query_id, Rcode.NOTIMP, opcode=opcode, rd=rd), False
         try:
             message = parse_message(query)
         except DNSFormatError:
-            return self._error(query_id, Rcode.FORMERR, rd=rd), False
-        if len(message.questions) != 1:
-            return self._error(query_id, Rcode.FORMERR, rd=rd), False
+            question = parse_question(query)
+            rcode = Rcode.NOTIMP if opcode != Opcode.QUERY else Rcode.FORMERR
+            return self._error(query_id, rcode, opcode, rd, question, edns=False), False
+        if opcode != Opcode.QUERY or len(message.questions) != 1:
+            rcode = Rcode.NOTIMP if opcode != Opcode.QUERY else Rcode.FORMERR
+            question = message.questions[0] if len(message.questions) == 1 else None
+            edns = message.edns is not None
+            return self._error(query_id, rcode, opcode, rd, question, edns=edns), False
         response = self.answer(message)
         wire = build_message(response)
         limit = self._udp_limit(message) if udp else _TCP_MAX
@@ -189,10 +253,21 @@ class Authority:
         # RFC 6891 6.2.5: a payload size under 512 is treated as 512.
         return max(CLASSIC_UDP_SIZE, min(query.edns.payload_size, self._udp_payload_size))
 
-    @staticmethod
-    def _error(query_id: int, rcode: int, *, opcode: int = Opcode.QUERY, rd: bool) -> bytes:
+    def _error(
+        self,
+        query_id: int,
+        rcode: int,
+        opcode: int,
+        rd: bool,
+        question: Question | None,
+        *,
+        edns: bool,
+    ) -> bytes:
+        """An answer with no records: the question if it was read, OPT if the query had one."""
         header = Header(query_id, qr=True, opcode=opcode, rd=rd, rcode=rcode)
-        return build_message(Message(header))
+        opt = Edns(payload_size=self._udp_payload_size) if edns else None
+        questions = (question,) if question is not None else ()
+        return build_message(Message(header, questions, edns=opt))
 
     def answer(self, query: Message) -> Message:
         """Return the answer to a parsed query with exactly one question (no truncation).
@@ -215,6 +290,8 @@ class Authority:
             aa, answers, authorities, additionals = False, (), (), ()
         if edns is not None:
             edns = replace(edns, extended_rcode=rcode >> 4)
+            if rcode == Rcode.REFUSED and not question.name.is_subdomain_of(self.zone.origin):
+                edns = replace(edns, options=(_NOT_AUTHORITATIVE,))
         header = Header(
             query.header.id,
             qr=True,
@@ -243,40 +320,117 @@ class Authority:
             or qtype in (RecordType.AXFR, RecordType.IXFR, RecordType.OPT)
         ):
             return False, Rcode.REFUSED, (), (), ()
-        answers: list[ResourceRecord] = []
+        result = _Answer()
         # The owner of the answer records is the name as the client wrote it,
-        # so it compresses against the question; later links of a CNAME chain
-        # take the name as the zone wrote it in the CNAME's data.
-        name = question.name
-        for _ in range(_MAX_CHAIN):
-            node = self._nodes.get(name.key)
-            if node is None:
-                rcode = Rcode.NOERROR if name.key in self._names else Rcode.NXDOMAIN
-                return True, rcode, tuple(answers), (self._negative_soa,), ()
-            cnames = node.get(RecordType.CNAME)
-            if cnames and qtype not in (RecordType.CNAME, RecordType.ANY):
-                answers.extend(replace(r, name=name) for r in cnames)
-                target = cnames[0].rdata
-                if not isinstance(target, CNAME) or not target.target.is_subdomain_of(
-                    self.zone.origin
-                ):
-                    break
-                name = target.target
-                continue
-            if qtype == RecordType.ANY:
-                found = [r for records in node.values() for r in records]
-            else:
-                found = node.get(qtype, [])
-            if not found:
-                return True, Rcode.NOERROR, tuple(answers), (self._negative_soa,), ()
-            answers.extend(replace(r, name=name) for r in found)
-            return True, Rcode.NOERROR, tuple(answers), (), self._glue(found, answers)
-        return True, Rcode.NOERROR, tuple(answers), (), ()
+        # so it compresses against the question; later links of a chain take
+        # the name as the zone (or the DNAME substitution) wrote it.
+        name: Name | None = question.name
+        visited: set[_Key] = set()
+        while name is not None and name.key not in visited and len(visited) < _MAX_CHAIN:
+            visited.add(name.key)
+            name = self._link(name, qtype, result)
+        return (
+            result.aa,
+            result.rcode,
+            tuple(result.answers),
+            result.authorities,
+            result.additionals,
+        )
 
-    def _glue(
-        self, found: list[ResourceRecord], answers: list[ResourceRecord]
+    def _link(self, name: Name, qtype: int, result: _Answer) -> Name | None:
+        """Answer for one name of a chain; return the next name, or ``None`` when done."""
+        answers = result.answers
+        found = self._find(name, qtype)
+        if found.cut is not None:
+            # A referral: authoritative only if a link of ours came before it.
+            result.aa = bool(answers)
+            ns = self._nodes[found.cut][RecordType.NS]
+            result.authorities = tuple(ns)
+            result.additionals = self._addresses(ns, answers, glue=True)
+            return None
+        if found.dname is not None:
+            target = self._substitute(name, found.dname, result)
+            # Asked for the CNAME, the synthesized one is the answer (RFC 1034 4.3.2 3a).
+            return None if qtype == RecordType.CNAME else target
+        if found.node is None:
+            result.rcode = Rcode.NXDOMAIN
+            result.authorities = (self._negative_soa,)
+            return None
+        cnames = found.node.get(RecordType.CNAME)
+        if cnames and qtype not in (RecordType.CNAME, RecordType.ANY):
+            answers.extend(replace(r, name=name) for r in cnames)
+            alias = cnames[0].rdata
+            assert isinstance(alias, CNAME)
+            return self._in_zone(alias.target)
+        if qtype == RecordType.ANY:
+            records = [r for rrset in found.node.values() for r in rrset]
+        else:
+            records = found.node.get(qtype, [])
+        if not records:
+            result.authorities = (self._negative_soa,)
+            return None
+        answers.extend(replace(r, name=name) for r in records)
+        result.additionals = self._addresses(records, answers, glue=False)
+        return None
+
+    def _substitute(self, name: Name, dname: ResourceRecord, result: _Answer) -> Name | None:
+        """RFC 6672 3.2: the DNAME, then the CNAME it synthesizes, with the DNAME's TTL."""
+        answers = result.answers
+        assert isinstance(dname.rdata, DNAME)
+        depth = len(dname.name.labels)
+        # The DNAME's owner as the query spelled it, so that it compresses.
+        answers.append(replace(dname, name=Name(name.labels[len(name.labels) - depth :])))
+        try:
+            target = Name(name.labels[: len(name.labels) - depth] + dname.rdata.target.labels)
+        except ValueError:
+            result.rcode = Rcode.YXDOMAIN  # the new name is over 255 bytes (RFC 6672 2.2)
+            return None
+        answers.append(ResourceRecord(name, CNAME(target), dname.ttl))
+        return self._in_zone(target)
+
+    def _in_zone(self, name: Name) -> Name | None:
+        return name if name.is_subdomain_of(self.zone.origin) else None
+
+    def _find(self, name: Name, qtype: int) -> _Found:
+        """RFC 1034 4.3.2 step 3 with RFC 4592 and RFC 6672: walk down from the apex."""
+        key = name.key
+        top = len(self.zone.origin.labels)
+        encloser = key[len(key) - top :]
+        for depth in range(top, len(key) + 1):
+            ancestor = key[len(key) - depth :]
+            if ancestor not in self._names:
+                break
+            encloser = ancestor
+            # The parent side of a cut answers DS for it (RFC 4035 3.1.4.1).
+            if ancestor in self._cuts and not (ancestor == key and qtype == RecordType.DS):
+                return _Found(cut=ancestor)
+            # A DNAME rewrites the names below its owner, not the owner itself.
+            if ancestor in self._dnames and ancestor != key:
+                return _Found(dname=self._nodes[ancestor][RecordType.DNAME][0])
+        else:
+            return _Found(node=self._nodes.get(key, {}))
+        # The name does not exist. The wildcard that may stand for it hangs
+        # below its closest encloser, the deepest ancestor that exists, an empty
+        # non-terminal included: so *.wild does not match x.ent.wild when
+        # ent.wild exists (RFC 4592 2.2.1, 3.3.1).
+        wildcard = (_WILDCARD, *encloser)
+        if wildcard in self._names:
+            return _Found(node=self._nodes.get(wildcard, {}))
+        return _Found()
+
+    def _addresses(
+        self, found: list[ResourceRecord], answers: list[ResourceRecord], *, glue: bool
     ) -> tuple[ResourceRecord, ...]:
-        """Addresses of the MX, NS and SRV targets inside the zone (RFC 1035 3.3.9)."""
+        """Addresses of the MX, NS, SRV, SVCB and HTTPS targets inside the zone.
+
+        RFC 1035 3.3.9 asks for them with MX and NS, RFC 9460 4.1 with SVCB.
+
+        Args:
+            found: the records whose targets are looked up.
+            answers: records already in the answer, not repeated.
+            glue: whether the addresses below a zone cut are given (in a
+                referral, RFC 9471), or left out (they are not ours to give).
+        """
         targets: list[Name] = []
         for record in found:
             rdata = record.rdata
@@ -284,13 +438,19 @@ class Authority:
                 targets.append(rdata.exchange)
             elif isinstance(rdata, NS | SRV):
                 targets.append(rdata.target)
-        glue: list[ResourceRecord] = []
+            elif isinstance(rdata, SVCB):
+                # RFC 9460 4.1: "." as the target is the owner itself.
+                targets.append(rdata.target if rdata.target.labels else record.name)
+        out: list[ResourceRecord] = []
         seen = set()
         for target in targets:
-            if target.key in seen:
+            if target.key in seen or (not glue and self._below_cut(target.key)):
                 continue
             seen.add(target.key)
             node = self._nodes.get(target.key, {})
             for rtype in (RecordType.A, RecordType.AAAA):
-                glue.extend(r for r in node.get(rtype, []) if r not in answers)
-        return tuple(glue)
+                out.extend(r for r in node.get(rtype, []) if r not in answers)
+        return tuple(out)
+
+    def _below_cut(self, key: _Key) -> bool:
+        return any(key[len(key) - depth :] in self._cuts for depth in range(1, len(key) + 1))

@@ -28,14 +28,16 @@ and writes them. The only entry points are :func:`parse_message` and
 dataclasses below and back. Whatever bytes :func:`parse_message` is given, it
 returns a :class:`Message` or raises :class:`~protocols.dns.errors.DNSFormatError`.
 
-Record types understood: A, AAAA, CNAME, NS, SOA, MX, TXT, PTR, SRV; any other
-type is carried as opaque data (:class:`Unknown`, RFC 3597). An OPT record (RFC
+Record types understood: A, AAAA, CNAME, NS, SOA, MX, TXT, PTR, SRV, and DNAME,
+CAA, DS, DNSKEY, TLSA, SSHFP, NAPTR, SVCB and HTTPS; any other type is carried
+as opaque data (:class:`Unknown`, RFC 3597). An OPT record (RFC
 6891) in the additional section becomes :attr:`Message.edns`.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,12 +50,21 @@ from protocols.dns.names import ROOT, CompressionTable, Name, decode_name, encod
 
 __all__ = [
     "AAAA",
+    "CAA",
     "CNAME",
+    "DNAME",
+    "DNSKEY",
+    "DS",
+    "HTTPS",
     "MX",
+    "NAPTR",
     "NS",
     "PTR",
     "SOA",
     "SRV",
+    "SSHFP",
+    "SVCB",
+    "TLSA",
     "TXT",
     "A",
     "Edns",
@@ -72,6 +83,7 @@ __all__ = [
     "decode_rdata",
     "encode_rdata",
     "parse_message",
+    "parse_question",
 ]
 
 
@@ -87,10 +99,19 @@ class RecordType:
     TXT: Final = 16
     AAAA: Final = 28
     SRV: Final = 33
+    NAPTR: Final = 35
+    DNAME: Final = 39
     OPT: Final = 41
+    DS: Final = 43
+    SSHFP: Final = 44
+    DNSKEY: Final = 48
+    TLSA: Final = 52
+    SVCB: Final = 64
+    HTTPS: Final = 65
     IXFR: Final = 251
     AXFR: Final = 252
     ANY: Final = 255
+    CAA: Final = 257
 
 
 class RecordClass:
@@ -119,6 +140,7 @@ class Rcode:
     NXDOMAIN: Final = 3
     NOTIMP: Final = 4
     REFUSED: Final = 5
+    YXDOMAIN: Final = 6
     BADVERS: Final = 16
 
 
@@ -178,6 +200,23 @@ EDNS_OPTIONS = cs.Struct(
     ),
     cs.Terminated,
 )
+# The fixed heads of the newer types: each is followed by its variable part
+# (a digest, a key, a tag and value, a name), read by the decoder.
+NAPTR_HEAD = cs.Struct("order" / cs.Int16ub, "preference" / cs.Int16ub)
+DS_HEAD = cs.Struct("key_tag" / cs.Int16ub, "algorithm" / cs.Int8ub, "digest_type" / cs.Int8ub)
+DNSKEY_HEAD = cs.Struct("flags" / cs.Int16ub, "protocol" / cs.Int8ub, "algorithm" / cs.Int8ub)
+TLSA_HEAD = cs.Struct("usage" / cs.Int8ub, "selector" / cs.Int8ub, "matching_type" / cs.Int8ub)
+SSHFP_HEAD = cs.Struct("algorithm" / cs.Int8ub, "fp_type" / cs.Int8ub)
+CAA_HEAD = cs.Struct("flags" / cs.Int8ub, "tag" / cs.Prefixed(cs.Int8ub, cs.GreedyBytes))
+# SVCB and HTTPS (RFC 9460 2.2): | priority (16) | target | key (16) | length (16) | value |...
+SVCB_PRIORITY = cs.Struct("priority" / cs.Int16ub)
+SVC_PARAMS = cs.Struct(
+    "params"
+    / cs.GreedyRange(
+        cs.Struct("key" / cs.Int16ub, "value" / cs.Prefixed(cs.Int16ub, cs.GreedyBytes))
+    ),
+    cs.Terminated,
+)
 
 #: Every declaration above, by name: the tests check each parses, builds and
 #: compiles to the same thing.
@@ -193,6 +232,14 @@ DECLARATIONS: Final = {
     "SOA_TIMES": SOA_TIMES,
     "TXT_STRINGS": TXT_STRINGS,
     "EDNS_OPTIONS": EDNS_OPTIONS,
+    "NAPTR_HEAD": NAPTR_HEAD,
+    "DS_HEAD": DS_HEAD,
+    "DNSKEY_HEAD": DNSKEY_HEAD,
+    "TLSA_HEAD": TLSA_HEAD,
+    "SSHFP_HEAD": SSHFP_HEAD,
+    "CAA_HEAD": CAA_HEAD,
+    "SVCB_PRIORITY": SVCB_PRIORITY,
+    "SVC_PARAMS": SVC_PARAMS,
 }
 
 # Compiled forms: construct generates Python source for each struct, several
@@ -211,6 +258,14 @@ _SRV_FIELDS = SRV_FIELDS.compile()
 _SOA_TIMES = SOA_TIMES.compile()
 _TXT_STRINGS = TXT_STRINGS.compile()
 _EDNS_OPTIONS = EDNS_OPTIONS.compile()
+_NAPTR_HEAD = NAPTR_HEAD.compile()
+_DS_HEAD = DS_HEAD.compile()
+_DNSKEY_HEAD = DNSKEY_HEAD.compile()
+_TLSA_HEAD = TLSA_HEAD.compile()
+_SSHFP_HEAD = SSHFP_HEAD.compile()
+_CAA_HEAD = CAA_HEAD.compile()
+_SVCB_PRIORITY = SVCB_PRIORITY.compile()
+_SVC_PARAMS = SVC_PARAMS.compile()
 
 _HEADER_SIZE = 12
 _RR_FIXED_SIZE = 10
@@ -400,6 +455,150 @@ class SRV:
 
 
 @dataclass(frozen=True, slots=True)
+class DNAME:
+    """A redirection of the owner's whole subtree (type 39, RFC 6672).
+
+    Attributes:
+        target: the name that replaces the owner in every name below it
+            (never compressed on the wire, RFC 6672 2.5).
+    """
+
+    rtype: ClassVar[int] = 39
+    target: Name
+
+
+@dataclass(frozen=True, slots=True)
+class NAPTR:
+    """A naming authority pointer (type 35, RFC 3403).
+
+    Attributes:
+        order: lower is processed first.
+        preference: lower is preferred among equal orders.
+        flags: the flags character-string (``b"S"``, ``b"U"``...).
+        services: the service parameters (``b"SIP+D2U"``).
+        regexp: the substitution expression, maybe empty.
+        replacement: the next name to look up (never compressed).
+    """
+
+    rtype: ClassVar[int] = 35
+    order: int
+    preference: int
+    flags: bytes
+    services: bytes
+    regexp: bytes
+    replacement: Name
+
+
+@dataclass(frozen=True, slots=True)
+class DS:
+    """A delegation signer (type 43, RFC 4034 5): a child zone's key digest.
+
+    Attributes:
+        key_tag: the tag of the key digested.
+        algorithm: that key's algorithm number.
+        digest_type: the digest's algorithm (2 is SHA-256).
+        digest: the digest's bytes.
+    """
+
+    rtype: ClassVar[int] = 43
+    key_tag: int
+    algorithm: int
+    digest_type: int
+    digest: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SSHFP:
+    """An SSH host key fingerprint (type 44, RFC 4255).
+
+    Attributes:
+        algorithm: the key's algorithm (4 is Ed25519).
+        fp_type: the fingerprint's hash (2 is SHA-256).
+        fingerprint: the hash's bytes.
+    """
+
+    rtype: ClassVar[int] = 44
+    algorithm: int
+    fp_type: int
+    fingerprint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DNSKEY:
+    """A zone's public key (type 48, RFC 4034 2).
+
+    Attributes:
+        flags: 256 for a zone key, 257 with the secure entry point bit.
+        protocol: always 3.
+        algorithm: the key's algorithm number (13 is ECDSA P-256).
+        key: the public key's bytes.
+    """
+
+    rtype: ClassVar[int] = 48
+    flags: int
+    protocol: int
+    algorithm: int
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TLSA:
+    """A TLS certificate association (type 52, RFC 6698).
+
+    Attributes:
+        usage: which certificate is matched (3 is the server's own).
+        selector: the whole certificate (0) or its public key (1).
+        matching_type: exact (0), SHA-256 (1), SHA-512 (2).
+        data: the certificate association data.
+    """
+
+    rtype: ClassVar[int] = 52
+    usage: int
+    selector: int
+    matching_type: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SVCB:
+    """A service binding (type 64, RFC 9460).
+
+    Attributes:
+        priority: 0 for alias mode, else lower is preferred.
+        target: the target name (``.`` for the owner itself; never compressed).
+        params: (key, value) pairs in wire form, in strictly increasing key order.
+    """
+
+    rtype: ClassVar[int] = 64
+    priority: int
+    target: Name
+    params: tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPS(SVCB):
+    """A service binding for HTTPS (type 65, RFC 9460 9): SVCB's fields and form."""
+
+    rtype: ClassVar[int] = 65
+
+
+@dataclass(frozen=True, slots=True)
+class CAA:
+    """A certification authority authorization (type 257, RFC 8659).
+
+    Attributes:
+        flags: 128 is the issuer-critical flag.
+        tag: the property (``b"issue"``, ``b"issuewild"``, ``b"iodef"``...).
+        value: the property's value.
+    """
+
+    rtype: ClassVar[int] = 257
+    flags: int
+    tag: bytes
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Unknown:
     """Data of a type this module does not decode, kept as opaque bytes (RFC 3597).
 
@@ -422,7 +621,26 @@ class Unknown:
 
 
 #: The data of a resource record: one class per type understood, else Unknown.
-RData = A | AAAA | CNAME | NS | PTR | MX | SOA | TXT | SRV | Unknown
+RData = (
+    A
+    | AAAA
+    | CNAME
+    | NS
+    | PTR
+    | MX
+    | SOA
+    | TXT
+    | SRV
+    | DNAME
+    | NAPTR
+    | DS
+    | SSHFP
+    | DNSKEY
+    | TLSA
+    | SVCB
+    | CAA
+    | Unknown
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,6 +796,95 @@ def _dec_srv(data: bytes, start: int, end: int) -> RData:
     return SRV(f.priority, f.weight, f.port, _name_exactly(data, start + 6, end))
 
 
+def _dec_dname(data: bytes, start: int, end: int) -> RData:
+    return DNAME(_name_exactly(data, start, end))
+
+
+def _strings(data: bytes, pos: int, end: int, count: int) -> tuple[list[bytes], int]:
+    """Read ``count`` character-strings (a length byte, then the bytes) from ``pos``."""
+    out = []
+    for _ in range(count):
+        if pos >= end or pos + 1 + data[pos] > end:
+            raise DNSFormatError("character-string runs past its record data", offset=pos)
+        out.append(data[pos + 1 : pos + 1 + data[pos]])
+        pos += 1 + data[pos]
+    return out, pos
+
+
+def _dec_naptr(data: bytes, start: int, end: int) -> RData:
+    if end - start < 4:
+        raise DNSFormatError("NAPTR record too short", offset=start)
+    head = _NAPTR_HEAD.parse(data[start : start + 4])
+    (flags, services, regexp), pos = _strings(data, start + 4, end, 3)
+    replacement = _name_exactly(data, pos, end)
+    return NAPTR(head.order, head.preference, flags, services, regexp, replacement)
+
+
+def _head(
+    parser: cs.Construct, data: bytes, start: int, end: int, *, size: int, what: str
+) -> cs.Container:
+    """Parse the fixed head of a record that is at least ``size`` bytes long."""
+    if end - start < size:
+        raise DNSFormatError(f"{what} record too short", offset=start)
+    return parser.parse(data[start : start + size])
+
+
+def _dec_ds(data: bytes, start: int, end: int) -> RData:
+    h = _head(_DS_HEAD, data, start, end, size=4, what="DS")
+    return DS(h.key_tag, h.algorithm, h.digest_type, data[start + 4 : end])
+
+
+def _dec_sshfp(data: bytes, start: int, end: int) -> RData:
+    h = _head(_SSHFP_HEAD, data, start, end, size=2, what="SSHFP")
+    return SSHFP(h.algorithm, h.fp_type, data[start + 2 : end])
+
+
+def _dec_dnskey(data: bytes, start: int, end: int) -> RData:
+    h = _head(_DNSKEY_HEAD, data, start, end, size=4, what="DNSKEY")
+    return DNSKEY(h.flags, h.protocol, h.algorithm, data[start + 4 : end])
+
+
+def _dec_tlsa(data: bytes, start: int, end: int) -> RData:
+    h = _head(_TLSA_HEAD, data, start, end, size=3, what="TLSA")
+    return TLSA(h.usage, h.selector, h.matching_type, data[start + 3 : end])
+
+
+def _svcb_fields(
+    data: bytes, start: int, end: int
+) -> tuple[int, Name, tuple[tuple[int, bytes], ...]]:
+    priority = _head(_SVCB_PRIORITY, data, start, end, size=2, what="SVCB").priority
+    target, pos = decode_name(data, start + 2)
+    if pos > end:
+        raise DNSFormatError("SVCB target runs past its record data", offset=start + 2)
+    try:
+        params = _SVC_PARAMS.parse(data[pos:end]).params
+    except cs.ConstructError as exc:
+        raise DNSFormatError("SvcParam runs past its record data", offset=pos) from exc
+    # The compiled Prefixed accepts a short last value: check every byte is accounted for.
+    if sum(4 + len(p.value) for p in params) != end - pos:
+        raise DNSFormatError("SvcParam runs past its record data", offset=pos)
+    keys = [p.key for p in params]
+    if any(a >= b for a, b in itertools.pairwise(keys)):
+        raise DNSFormatError("SvcParam keys not in increasing order (RFC 9460 2.2)", offset=pos)
+    return priority, target, tuple((p.key, bytes(p.value)) for p in params)
+
+
+def _dec_svcb(data: bytes, start: int, end: int) -> RData:
+    return SVCB(*_svcb_fields(data, start, end))
+
+
+def _dec_https(data: bytes, start: int, end: int) -> RData:
+    return HTTPS(*_svcb_fields(data, start, end))
+
+
+def _dec_caa(data: bytes, start: int, end: int) -> RData:
+    if end - start < 2 or start + 2 + data[start + 1] > end:
+        raise DNSFormatError("CAA tag runs past its record data", offset=start)
+    tag_end = start + 2 + data[start + 1]
+    h = _CAA_HEAD.parse(data[start:tag_end])
+    return CAA(h.flags, bytes(h.tag), data[tag_end:end])
+
+
 _DECODERS: dict[int, Callable[[bytes, int, int], RData]] = {
     1: _dec_a,
     2: _dec_ns,
@@ -588,6 +895,15 @@ _DECODERS: dict[int, Callable[[bytes, int, int], RData]] = {
     16: _dec_txt,
     28: _dec_aaaa,
     33: _dec_srv,
+    35: _dec_naptr,
+    39: _dec_dname,
+    43: _dec_ds,
+    44: _dec_sshfp,
+    48: _dec_dnskey,
+    52: _dec_tlsa,
+    64: _dec_svcb,
+    65: _dec_https,
+    257: _dec_caa,
 }
 
 
@@ -615,7 +931,8 @@ def encode_rdata(rdata: RData, out: bytearray, table: CompressionTable | None) -
     """Append the wire form of ``rdata`` to ``out``, compressing names where allowed.
 
     Compression is used only for the names of the RFC 1035 types (NS, CNAME,
-    PTR, MX, SOA); RFC 2782 forbids it for SRV, and RFC 3597 for anything newer.
+    PTR, MX, SOA); RFC 2782 forbids it for SRV, RFC 6672 for DNAME, RFC 3403
+    for NAPTR, RFC 9460 for SVCB, and RFC 3597 for anything newer.
     """
     if isinstance(rdata, A):
         out += _IPV4.build({"address": ipaddress.IPv4Address(rdata.address).packed})
@@ -647,6 +964,55 @@ def encode_rdata(rdata: RData, out: bytearray, table: CompressionTable | None) -
             {"priority": rdata.priority, "weight": rdata.weight, "port": rdata.port}
         )
         encode_name(rdata.target, out, None)
+    elif isinstance(rdata, DNAME):
+        encode_name(rdata.target, out, None)
+    else:
+        _encode_newer(rdata, out)
+
+
+def _encode_newer(
+    rdata: NAPTR | DS | SSHFP | DNSKEY | TLSA | SVCB | CAA | Unknown, out: bytearray
+) -> None:
+    """Append the wire form of the types newer than RFC 1035 (no name compressed)."""
+    if isinstance(rdata, NAPTR):
+        out += _NAPTR_HEAD.build({"order": rdata.order, "preference": rdata.preference})
+        for string in (rdata.flags, rdata.services, rdata.regexp):
+            if len(string) > 255:
+                raise ValueError("a NAPTR string is over 255 bytes")
+            out.append(len(string))
+            out += string
+        encode_name(rdata.replacement, out, None)
+    elif isinstance(rdata, DS):
+        out += _DS_HEAD.build(
+            {
+                "key_tag": rdata.key_tag,
+                "algorithm": rdata.algorithm,
+                "digest_type": rdata.digest_type,
+            }
+        )
+        out += rdata.digest
+    elif isinstance(rdata, SSHFP):
+        out += _SSHFP_HEAD.build({"algorithm": rdata.algorithm, "fp_type": rdata.fp_type})
+        out += rdata.fingerprint
+    elif isinstance(rdata, DNSKEY):
+        out += _DNSKEY_HEAD.build(
+            {"flags": rdata.flags, "protocol": rdata.protocol, "algorithm": rdata.algorithm}
+        )
+        out += rdata.key
+    elif isinstance(rdata, TLSA):
+        out += _TLSA_HEAD.build(
+            {"usage": rdata.usage, "selector": rdata.selector, "matching_type": rdata.matching_type}
+        )
+        out += rdata.data
+    elif isinstance(rdata, SVCB):
+        out += _SVCB_PRIORITY.build({"priority": rdata.priority})
+        encode_name(rdata.target, out, None)
+        out += _SVC_PARAMS.build({"params": [{"key": k, "value": v} for k, v in rdata.params]})
+    elif isinstance(rdata, CAA):
+        if len(rdata.tag) > 255:
+            raise ValueError("a CAA tag is over 255 bytes")
+        out += _CAA_HEAD.build({"flags": rdata.flags, "tag": rdata.tag})
+        out += rdata.value
     else:
         out += rdata.data
 
@@ -739,6 +1105,28 @@ def parse_message(data: bytes | bytearray | memoryview) -> Message:
         raise
     except (cs.ConstructError, struct.error, ValueError, IndexError) as exc:
         raise DNSFormatError(str(exc) or type(exc).__name__, query_id=query_id) from exc
+
+
+def parse_question(data: bytes) -> Question | None:
+    """Read the one question of a message that may not parse whole.
+
+    An answer to a query that cannot be read to its end (FORMERR) still echoes
+    its question, when it has exactly one and that far could be read.
+
+    Returns:
+        The question, or ``None`` when the header or the question cannot be
+        read, or the header counts other than one question.
+    """
+    if len(data) < _HEADER_SIZE or data[4:6] != b"\x00\x01":
+        return None
+    try:
+        name, pos = decode_name(data, _HEADER_SIZE)
+    except DNSFormatError:
+        return None
+    if pos + 4 > len(data):
+        return None
+    tail = _QUESTION_TAIL.parse(data[pos : pos + 4])
+    return Question(name, tail.qtype, tail.qclass)
 
 
 def _write_record(record: ResourceRecord, out: bytearray, table: CompressionTable) -> None:

@@ -14,13 +14,18 @@ A master file is a list of entries, one per line unless parentheses carry it on:
 Understood: ``$ORIGIN``, ``$TTL``, ``@``, relative and absolute names, ``;``
 comments, parentheses across lines, quoted strings with ``\X`` and ``\DDD``
 escapes, TTLs with units (``1h30m``), class IN (optional), the types A, AAAA,
-NS, CNAME, PTR, MX, SOA, TXT, SRV, and ``TYPEnnn``/``\#`` for the rest. Not
+NS, CNAME, PTR, MX, SOA, TXT, SRV, DNAME, CAA, DS, DNSKEY, TLSA, SSHFP, NAPTR,
+SVCB and HTTPS (with the SvcParams of RFC 9460 7), and ``TYPEnnn``/``\#`` for
+the rest. DNSSEC algorithms are read as numbers or mnemonics (``13``,
+``ECDSAP256SHA256``). Not
 understood: ``$INCLUDE`` and ``$GENERATE`` (an error, never silently skipped),
 classes other than IN.
 """
 
 from __future__ import annotations
 
+import binascii
+import ipaddress
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,12 +33,21 @@ from dataclasses import dataclass
 from protocols.dns.errors import DNSFormatError, ZoneError
 from protocols.dns.message import (
     AAAA,
+    CAA,
     CNAME,
+    DNAME,
+    DNSKEY,
+    DS,
+    HTTPS,
     MX,
+    NAPTR,
     NS,
     PTR,
     SOA,
     SRV,
+    SSHFP,
+    SVCB,
+    TLSA,
     TXT,
     A,
     RData,
@@ -56,6 +70,15 @@ TYPE_NAMES: dict[str, int] = {
     "TXT": RecordType.TXT,
     "AAAA": RecordType.AAAA,
     "SRV": RecordType.SRV,
+    "NAPTR": RecordType.NAPTR,
+    "DNAME": RecordType.DNAME,
+    "DS": RecordType.DS,
+    "SSHFP": RecordType.SSHFP,
+    "DNSKEY": RecordType.DNSKEY,
+    "TLSA": RecordType.TLSA,
+    "SVCB": RecordType.SVCB,
+    "HTTPS": RecordType.HTTPS,
+    "CAA": RecordType.CAA,
 }
 
 # RFC 2181 8: a TTL is an unsigned 31-bit number.
@@ -256,6 +279,228 @@ def _soa(texts: list[str], name: Callable[[str], Name], line: int) -> SOA:
     return SOA(name(texts[0]), name(texts[1]), _uint(texts[2], 32), refresh, retry, expire, minimum)
 
 
+# --- the newer types ------------------------------------------------------
+
+#: DNSSEC algorithm mnemonics (IANA "DNS Security Algorithm Numbers").
+_ALGORITHMS = {
+    "RSAMD5": 1,
+    "DH": 2,
+    "DSA": 3,
+    "RSASHA1": 5,
+    "DSA-NSEC3-SHA1": 6,
+    "RSASHA1-NSEC3-SHA1": 7,
+    "RSASHA256": 8,
+    "RSASHA512": 10,
+    "ECC-GOST": 12,
+    "ECDSAP256SHA256": 13,
+    "ECDSAP384SHA384": 14,
+    "ED25519": 15,
+    "ED448": 16,
+    "INDIRECT": 252,
+    "PRIVATEDNS": 253,
+    "PRIVATEOID": 254,
+}
+
+#: SvcParamKey names (RFC 9460 14.3.2); any other key is written ``keyNNNNN``.
+_SVC_KEYS = {
+    "mandatory": 0,
+    "alpn": 1,
+    "no-default-alpn": 2,
+    "port": 3,
+    "ipv4hint": 4,
+    "ech": 5,
+    "ipv6hint": 6,
+}
+_SVC_KEY_RE = re.compile(r"^key(\d{1,5})$")
+
+
+#: The length of each hash the DS, TLSA and SSHFP types name (as dnspython and
+#: Knot check): SHA-1 20 bytes, SHA-256 32, SHA-384 48, SHA-512 64.
+_DIGEST_SIZES = {"digest type": {1: 20, 2: 32, 4: 48}, "matching type": {1: 32, 2: 64}}
+_DIGEST_SIZES["fingerprint type"] = {1: 20, 2: 32}
+
+
+def _digest(kind: str, number: int, data: bytes) -> bytes:
+    size = _DIGEST_SIZES[kind].get(number)
+    if size is not None and len(data) != size:
+        raise ValueError(f"{kind} {number} is {size} bytes, not {len(data)}")
+    return data
+
+
+def _string(text: str) -> bytes:
+    """A character-string: at most 255 bytes once unescaped."""
+    data = _unescape(text)
+    if len(data) > 255:
+        raise ValueError("a character-string is over 255 bytes")
+    return data
+
+
+def _algorithm(text: str) -> int:
+    if text.isdigit():
+        return _uint(text, 8)
+    if text.upper() not in _ALGORITHMS:
+        raise ValueError(f"unknown DNSSEC algorithm {text!r}")
+    return _ALGORITHMS[text.upper()]
+
+
+def _hex(texts: list[str]) -> bytes:
+    """Hexadecimal data, maybe split across several fields."""
+    try:
+        return bytes.fromhex("".join(texts))
+    except ValueError as exc:
+        raise ValueError(f"bad hex data {''.join(texts)!r}") from exc
+
+
+def _base64(texts: list[str]) -> bytes:
+    """Base64 data, maybe split across several fields."""
+    try:
+        return binascii.a2b_base64("".join(texts), strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"bad base64 data: {exc}") from exc
+
+
+def _at_least(texts: list[str], count: int) -> None:
+    if len(texts) < count:
+        raise ValueError(f"expected at least {count} fields, found {len(texts)}")
+
+
+def _caa(texts: list[str]) -> CAA:
+    tag = texts[1]
+    if not tag.isascii() or not tag.isalnum() or len(tag) > 255:
+        raise ValueError(f"CAA tag {tag!r} is not letters and digits (RFC 8659 4.1)")
+    return CAA(_uint(texts[0], 8), tag.encode("ascii"), _unescape(texts[2]))
+
+
+def _ds(args: list[_Token], _: Callable[[str], Name]) -> DS:
+    texts = [t.text for t in args]
+    _at_least(texts, 4)
+    digest_type = _uint(texts[2], 8)
+    digest = _digest("digest type", digest_type, _hex(texts[3:]))
+    return DS(_uint(texts[0], 16), _algorithm(texts[1]), digest_type, digest)
+
+
+def _dnskey(args: list[_Token], _: Callable[[str], Name]) -> DNSKEY:
+    texts = [t.text for t in args]
+    _at_least(texts, 4)
+    return DNSKEY(_uint(texts[0], 16), _uint(texts[1], 8), _algorithm(texts[2]), _base64(texts[3:]))
+
+
+def _tlsa(args: list[_Token], _: Callable[[str], Name]) -> TLSA:
+    texts = [t.text for t in args]
+    _at_least(texts, 4)
+    matching_type = _uint(texts[2], 8)
+    data = _digest("matching type", matching_type, _hex(texts[3:]))
+    return TLSA(_uint(texts[0], 8), _uint(texts[1], 8), matching_type, data)
+
+
+def _sshfp(args: list[_Token], _: Callable[[str], Name]) -> SSHFP:
+    texts = [t.text for t in args]
+    _at_least(texts, 3)
+    fp_type = _uint(texts[1], 8)
+    return SSHFP(_uint(texts[0], 8), fp_type, _digest("fingerprint type", fp_type, _hex(texts[2:])))
+
+
+def _value_list(text: str) -> list[bytes]:
+    r"""Split an RFC 9460 value-list: char-string escapes first, then ``\,`` keeps a comma.
+
+    Appendix A.1 of RFC 9460: ``alpn="h2,h\\,x"`` is ``h2,h\,x`` once the
+    character-string is read, which is the two items ``h2`` and ``h,x``.
+    """
+    items: list[bytes] = []
+    current = bytearray()
+    data = _unescape(text)
+    i = 0
+    while i < len(data):
+        if data[i] == 0x5C and i + 1 < len(data):  # backslash: the next byte as it is
+            current.append(data[i + 1])
+            i += 2
+            continue
+        if data[i] == 0x2C:  # comma
+            items.append(bytes(current))
+            current.clear()
+        else:
+            current.append(data[i])
+        i += 1
+    items.append(bytes(current))
+    if any(not item for item in items):
+        raise ValueError(f"empty item in the list {text!r}")
+    return items
+
+
+def _svc_key(text: str) -> int:
+    match = _SVC_KEY_RE.match(text)
+    if text in _SVC_KEYS:
+        return _SVC_KEYS[text]
+    if match and int(match.group(1)) < 65535:
+        return int(match.group(1))
+    raise ValueError(f"unknown SvcParamKey {text!r}")
+
+
+def _alpn(text: str) -> bytes:
+    items = _value_list(text)
+    if any(len(item) > 255 for item in items):
+        raise ValueError("an alpn id is over 255 bytes")
+    return b"".join(bytes([len(item)]) + item for item in items)
+
+
+#: The readers of the SvcParam values with a form of their own (RFC 9460 7);
+#: any other key's value is a character-string, taken as it is.
+_SVC_VALUES: dict[int, Callable[[str], bytes]] = {
+    0: lambda text: b"".join(
+        k.to_bytes(2, "big")
+        for k in sorted({_svc_key(i.decode("ascii")) for i in _value_list(text)})
+    ),
+    1: _alpn,
+    3: lambda text: _uint(text, 16).to_bytes(2, "big"),
+    4: lambda text: b"".join(ipaddress.IPv4Address(a.decode()).packed for a in _value_list(text)),
+    5: lambda text: _base64([text]),
+    6: lambda text: b"".join(ipaddress.IPv6Address(a.decode()).packed for a in _value_list(text)),
+}
+
+
+def _svc_value(key: int, text: str | None) -> bytes:
+    """The wire form of one SvcParam's value (RFC 9460 7)."""
+    if key == _SVC_KEYS["no-default-alpn"]:
+        if text:
+            raise ValueError("no-default-alpn takes no value")
+        return b""
+    if text is None:
+        raise ValueError(f"SvcParamKey {key} needs a value")
+    reader = _SVC_VALUES.get(key)
+    return reader(text) if reader else _unescape(text)
+
+
+def _svcb(args: list[_Token], name: Callable[[str], Name], cls: type[SVCB]) -> SVCB:
+    """SVCB and HTTPS: priority, target, then ``key=value`` pairs in any order."""
+    if len(args) < 2:
+        raise ValueError(f"expected at least 2 fields, found {len(args)}")
+    params: dict[int, bytes] = {}
+    rest = args[2:]
+    while rest:
+        token = rest.pop(0)
+        key_text, equals, value = token.text.partition("=")
+        text: str | None = value if equals else None
+        # key="quoted value" arrives as two tokens: "key=" and the quoted string.
+        if equals and not value and rest and rest[0].quoted:
+            text = rest.pop(0).text
+        key = _svc_key(key_text)
+        if key in params:
+            raise ValueError(f"SvcParamKey {key_text} given twice")
+        params[key] = _svc_value(key, text)
+    return cls(_uint(args[0].text, 16), name(args[1].text), tuple(sorted(params.items())))
+
+
+#: Types whose text form has a variable number of fields: a reader each.
+_VARIABLE: dict[int, Callable[[list[_Token], Callable[[str], Name]], RData]] = {
+    RecordType.DS: _ds,
+    RecordType.DNSKEY: _dnskey,
+    RecordType.TLSA: _tlsa,
+    RecordType.SSHFP: _sshfp,
+    RecordType.SVCB: lambda args, name: _svcb(args, name, SVCB),
+    RecordType.HTTPS: lambda args, name: _svcb(args, name, HTTPS),
+}
+
+
 #: How many fields each type's text form has (TXT: one or more).
 _FIELDS = {
     RecordType.A: 1,
@@ -266,6 +511,9 @@ _FIELDS = {
     RecordType.MX: 2,
     RecordType.SRV: 4,
     RecordType.SOA: 7,
+    RecordType.DNAME: 1,
+    RecordType.CAA: 3,
+    RecordType.NAPTR: 6,
 }
 
 
@@ -276,6 +524,8 @@ def _rdata(rtype: int, args: list[_Token], origin: Name, line: int) -> RData:
         return _generic(rtype, texts)
     if rtype == RecordType.TXT:
         return _txt(texts)
+    if rtype in _VARIABLE:
+        return _VARIABLE[rtype](args, lambda text: Name.from_text(text, origin=origin))
     if rtype not in _FIELDS:
         raise ValueError(f"type {rtype} needs the generic form \\# <length> <hex>")
     if len(texts) != _FIELDS[rtype]:
@@ -295,6 +545,16 @@ def _rdata(rtype: int, args: list[_Token], origin: Name, line: int) -> RData:
             _uint(texts[0], 16), _uint(texts[1], 16), _uint(texts[2], 16), name(texts[3])
         ),
         RecordType.SOA: lambda: _soa(texts, name, line),
+        RecordType.DNAME: lambda: DNAME(name(texts[0])),
+        RecordType.CAA: lambda: _caa(texts),
+        RecordType.NAPTR: lambda: NAPTR(
+            _uint(texts[0], 16),
+            _uint(texts[1], 16),
+            _string(texts[2]),
+            _string(texts[3]),
+            _string(texts[4]),
+            name(texts[5]),
+        ),
     }
     return readers[rtype]()
 

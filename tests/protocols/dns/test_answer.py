@@ -6,20 +6,26 @@ import pytest
 
 from protocols.dns.answer import Authority
 from protocols.dns.message import (
+    AAAA,
     CNAME,
+    DNAME,
     SOA,
     A,
     Edns,
+    EdnsOption,
     Header,
     Message,
+    Opcode,
     Question,
     Rcode,
     RecordType,
+    ResourceRecord,
     build_message,
     parse_message,
 )
 from protocols.dns.names import Name
-from protocols.dns.zone import example_zone
+from protocols.dns.zone import example_zone, parse_zone
+from tests.protocols.dns.zones import OPERATOR_ZONE_TEXT
 
 ZONE = example_zone()
 
@@ -280,3 +286,235 @@ def test_answer_rejects_a_query_without_one_question(authority: Authority) -> No
         .rdata
         == ZONE.soa.rdata
     )
+
+
+# --- an operator's zone: cuts, wildcards, DNAME (issue 13) ------------------
+
+OPERATOR = parse_zone(OPERATOR_ZONE_TEXT)
+
+
+@pytest.fixture
+def operator() -> Authority:
+    return Authority(OPERATOR)
+
+
+def _rows(records: tuple[ResourceRecord, ...]) -> list[tuple[str, int, int, object]]:
+    return [(r.name.to_text().lower(), r.rtype, r.ttl, r.rdata) for r in records]
+
+
+def _names(records: tuple[ResourceRecord, ...]) -> list[tuple[str, int]]:
+    return [(r.name.to_text().lower(), r.rtype) for r in records]
+
+
+_SUB_NS = [
+    ("sub.cmp.test.", RecordType.NS),
+    ("sub.cmp.test.", RecordType.NS),
+    ("sub.cmp.test.", RecordType.NS),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype"),
+    [
+        ("www.sub.cmp.test.", RecordType.A),  # issue 13: was an authoritative NXDOMAIN
+        ("sub.cmp.test.", RecordType.NS),  # issue 13: was answered with AA
+        ("ns.sub.cmp.test.", RecordType.A),  # issue 13: glue was served as data
+        ("deep.ns.sub.cmp.test.", RecordType.A),
+        ("a.b.sub.cmp.test.", RecordType.MX),
+        ("sub.cmp.test.", RecordType.A),
+        ("sub.cmp.test.", RecordType.ANY),
+    ],
+)
+def test_answer_under_a_zone_cut_is_a_referral_with_glue(
+    operator: Authority, name: str, qtype: int
+) -> None:
+    """RFC 1034 4.3.2 step 3b, RFC 9471: AA=0, the cut's NS set, then its glue."""
+    answer = ask(operator, name, qtype)
+    assert answer.rcode == Rcode.NOERROR
+    assert not answer.header.aa
+    assert answer.answers == ()
+    assert _names(answer.authorities) == _SUB_NS
+    assert {(r.name.to_text(), r.rdata) for r in answer.additionals} == {
+        ("ns.sub.cmp.test.", A("127.0.0.53")),
+        ("ns.sub.cmp.test.", AAAA("::1")),
+        ("ns1.cmp.test.", A("127.0.0.11")),
+    }
+
+
+def test_answer_ds_at_a_cut_comes_from_the_parent(operator: Authority) -> None:
+    """RFC 4035 3.1.4.1: the DS set lives on the parent side of the cut."""
+    answer = ask(operator, "sub.cmp.test.", RecordType.DS)
+    assert answer.header.aa
+    assert _names(answer.answers) == [("sub.cmp.test.", RecordType.DS)]
+    nodata = ask(operator, "nods.cmp.test.", RecordType.DS)
+    assert (nodata.header.aa, nodata.rcode, nodata.answers) == (True, Rcode.NOERROR, ())
+    assert _names(nodata.authorities) == [("cmp.test.", RecordType.SOA)]
+
+
+def test_answer_cname_into_a_cut_ends_in_a_referral(operator: Authority) -> None:
+    answer = ask(operator, "intosub.cmp.test.", RecordType.A)
+    assert answer.header.aa  # the CNAME is ours
+    assert _names(answer.answers) == [("intosub.cmp.test.", RecordType.CNAME)]
+    assert _names(answer.authorities) == _SUB_NS
+    assert len(answer.additionals) == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "qtype", "rcode", "answers"),
+    [
+        # RFC 4592 2.2.1: synthesized from *.wild with the query's name
+        ("x.wild.cmp.test.", RecordType.A, Rcode.NOERROR, [("x.wild.cmp.test.", 1, 3600)]),
+        ("a.b.wild.cmp.test.", RecordType.A, Rcode.NOERROR, [("a.b.wild.cmp.test.", 1, 3600)]),
+        ("*.wild.cmp.test.", RecordType.A, Rcode.NOERROR, [("*.wild.cmp.test.", 1, 3600)]),
+        # NODATA from a wildcard: the name matches, the type does not
+        ("x.wild.cmp.test.", RecordType.AAAA, Rcode.NOERROR, []),
+        # a wildcard does not match a name that exists (RFC 4592 2.2.1) ...
+        ("exists.wild.cmp.test.", RecordType.TXT, Rcode.NOERROR, []),
+        # ... nor an empty non-terminal, nor below one: its closest encloser is
+        # ent.wild, and *.ent.wild does not exist (RFC 4592 2.2.2)
+        ("ent.wild.cmp.test.", RecordType.A, Rcode.NOERROR, []),
+        ("x.ent.wild.cmp.test.", RecordType.A, Rcode.NXDOMAIN, []),
+        ("wild.cmp.test.", RecordType.A, Rcode.NOERROR, []),
+    ],
+)
+def test_answer_wildcards_per_rfc4592(
+    operator: Authority, name: str, qtype: int, rcode: int, answers: list[tuple[str, int, int]]
+) -> None:
+    answer = ask(operator, name, qtype)
+    assert answer.header.aa
+    assert answer.rcode == rcode
+    assert [(n, t, ttl) for n, t, ttl, _ in _rows(answer.answers)] == answers
+    if not answers:
+        assert _names(answer.authorities) == [("cmp.test.", RecordType.SOA)]
+
+
+def test_answer_wildcard_keeps_the_query_case_and_adds_glue(operator: Authority) -> None:
+    answer = ask(operator, "X.Wild.cmp.test.", RecordType.MX)
+    assert answer.answers[0].name.labels[:2] == (b"X", b"Wild")
+    assert [r.rdata for r in answer.additionals] == [A("127.0.0.25")]
+
+
+def test_answer_wildcard_cname_is_followed(operator: Authority) -> None:
+    answer = ask(operator, "x.cw.cmp.test.", RecordType.A)
+    assert _names(answer.answers) == [
+        ("x.cw.cmp.test.", RecordType.CNAME),
+        ("www.cmp.test.", RecordType.A),
+        ("www.cmp.test.", RecordType.A),
+    ]
+
+
+def test_answer_dname_synthesizes_a_cname(operator: Authority) -> None:
+    """RFC 6672 2.2, 5.3.1: the DNAME, then a CNAME with the DNAME's TTL."""
+    answer = ask(operator, "a.dn.cmp.test.", RecordType.A)
+    assert answer.header.aa
+    assert answer.rcode == Rcode.NOERROR
+    assert _rows(answer.answers) == [
+        ("dn.cmp.test.", RecordType.DNAME, 3600, DNAME(Name.from_text("www.example."))),
+        ("a.dn.cmp.test.", RecordType.CNAME, 3600, CNAME(Name.from_text("a.www.example."))),
+    ]
+
+
+def test_answer_dname_owner_itself_is_not_rewritten(operator: Authority) -> None:
+    assert ask(operator, "dn.cmp.test.", RecordType.A).answers == ()
+    assert _names(ask(operator, "dn.cmp.test.", RecordType.DNAME).answers) == [
+        ("dn.cmp.test.", RecordType.DNAME)
+    ]
+
+
+def test_answer_dname_inside_the_zone_is_followed(operator: Authority) -> None:
+    answer = ask(operator, "www.dz.cmp.test.", RecordType.A)
+    assert _names(answer.answers) == [
+        ("dz.cmp.test.", RecordType.DNAME),
+        ("www.dz.cmp.test.", RecordType.CNAME),
+        ("www.tgt.cmp.test.", RecordType.A),
+    ]
+    missing = ask(operator, "nope.dz.cmp.test.", RecordType.A)
+    assert missing.rcode == Rcode.NXDOMAIN  # RFC 6604: the rcode of the last link
+    assert len(missing.answers) == 2
+
+
+def test_answer_dname_into_a_cut_ends_in_a_referral(operator: Authority) -> None:
+    answer = ask(operator, "x.dsub.cmp.test.", RecordType.A)
+    assert answer.header.aa
+    assert _names(answer.answers) == [
+        ("dsub.cmp.test.", RecordType.DNAME),
+        ("x.dsub.cmp.test.", RecordType.CNAME),
+    ]
+    assert _names(answer.authorities) == _SUB_NS
+
+
+def test_answer_dname_too_long_is_yxdomain(operator: Authority) -> None:
+    """RFC 6672 2.2: a substituted name over 255 bytes is YXDOMAIN."""
+    long = ".".join(["a" * 60] * 3) + ".dz.cmp.test."
+    zone = parse_zone(OPERATOR_ZONE_TEXT + "dy DNAME " + "b" * 60 + ".b\n")
+    answer = ask(Authority(zone), long.replace(".dz.", ".dy."), RecordType.A)
+    assert answer.rcode == Rcode.YXDOMAIN
+    assert _names(answer.answers) == [("dy.cmp.test.", RecordType.DNAME)]
+    assert ask(operator, long, RecordType.A).rcode == Rcode.NXDOMAIN
+
+
+@pytest.mark.parametrize(
+    ("name", "links"),
+    [("loop1.cmp.test.", 2), ("a.dl1.cmp.test.", 4), ("x.cwl.cmp.test.", 1)],
+)
+def test_answer_chain_loops_stop_at_the_first_repeat(
+    operator: Authority, name: str, links: int
+) -> None:
+    answer = ask(operator, name, RecordType.A)
+    assert answer.rcode == Rcode.NOERROR
+    assert len(answer.answers) == links
+    assert len(set(answer.answers)) == links  # never the same record twice (RFC 2181 5)
+
+
+@pytest.mark.parametrize(
+    ("opcode", "rcode"), [(Opcode.STATUS, Rcode.NOTIMP), (Opcode.UPDATE, Rcode.NOTIMP), (15, 4)]
+)
+def test_notimp_keeps_the_question_and_opt(operator: Authority, opcode: int, rcode: int) -> None:
+    """RFC 6891 7: OPT in, OPT out; dig warned "EDNS query returned status NOTIMP"."""
+    question = Question(Name.from_text("www.cmp.test."), 1)
+    query = Message(Header(5, opcode=opcode), (question,), edns=Edns(4096))
+    wire = operator.respond(build_message(query), udp=True)
+    assert wire is not None
+    answer = parse_message(wire)
+    assert (answer.rcode, answer.header.opcode, answer.questions) == (rcode, opcode, (question,))
+    assert answer.edns is not None
+    assert answer.edns.payload_size == 1232
+
+
+def test_formerr_keeps_the_question_when_it_parsed(operator: Authority) -> None:
+    question = Question(Name.from_text("www.cmp.test."), 1)
+    wire = build_message(Message(Header(5), (question,), edns=Edns()))
+    answer = parse_message(operator.respond(wire[:-3], udp=True) or b"")
+    assert (answer.rcode, answer.questions, answer.edns) == (Rcode.FORMERR, (question,), None)
+    # Two questions parse whole: FORMERR, with the OPT record but no question.
+    two = build_message(Message(Header(6), (question, question), edns=Edns()))
+    answer = parse_message(operator.respond(two, udp=True) or b"")
+    assert (answer.rcode, answer.questions) == (Rcode.FORMERR, ())
+    assert answer.edns is not None
+
+
+def test_refused_keeps_the_question_and_opt(operator: Authority) -> None:
+    answer = ask(operator, "www.example.", RecordType.A, edns=Edns())
+    assert answer.rcode == Rcode.REFUSED
+    assert answer.questions[0].name == Name.from_text("www.example.")
+    assert answer.edns is not None
+    assert answer.edns.options == (EdnsOption(15, b"\x00\x14"),)  # RFC 8914: not authoritative
+
+
+def test_answer_dname_asked_for_cname_stops_at_the_synthesized_one(operator: Authority) -> None:
+    answer = ask(operator, "www.dz.cmp.test.", RecordType.CNAME)
+    assert _names(answer.answers) == [
+        ("dz.cmp.test.", RecordType.DNAME),
+        ("www.dz.cmp.test.", RecordType.CNAME),
+    ]
+    assert answer.authorities == ()
+
+
+def test_answer_https_adds_the_addresses_of_its_target(operator: Authority) -> None:
+    """RFC 9460 4.1, as Knot does."""
+    answer = ask(operator, "alias-svc.cmp.test.", RecordType.HTTPS)
+    assert _names(answer.additionals) == [
+        ("www.cmp.test.", RecordType.A),
+        ("www.cmp.test.", RecordType.A),
+        ("www.cmp.test.", RecordType.AAAA),
+    ]

@@ -135,6 +135,18 @@ def test_dig_follows_the_cname_chain_and_sees_nxdomain(server: tuple[str, int], 
     assert "NXDOMAIN" in missing
 
 
+@pytest.mark.parametrize("opcode", ["status", "update"])
+def test_dig_gets_the_opt_record_back_with_notimp(server: tuple[str, int], opcode: str) -> None:
+    """Issue 13: dig warned "EDNS query returned status NOTIMP - retry with '+noedns'"."""
+    host, port = server
+    output = _run("dig", [f"@{host}", "-p", str(port), f"+opcode={opcode}", "www.framing.test."])
+    assert "status: NOTIMP" in output
+    assert "OPT PSEUDOSECTION" in output
+    assert "EDNS query returned status" not in output
+    # dig names the question of an UPDATE its "zone section" (RFC 2136 2.3).
+    assert re.search(r"(QUESTION|ZONE) SECTION:\n;www\.framing\.test\.", output), output
+
+
 def test_register_adds_the_dns_subcommand() -> None:
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers())

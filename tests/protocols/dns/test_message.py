@@ -103,6 +103,17 @@ STRUCT_CASES: dict[str, tuple[bytes, dict[str, Any]]] = {
         b"\x00\x0a\x00\x02ab\x00\x0c\x00\x00",
         {"options": [{"code": 10, "data": b"ab"}, {"code": 12, "data": b""}]},
     ),
+    "NAPTR_HEAD": (b"\x00\x64\x00\x0a", {"order": 100, "preference": 10}),
+    "DS_HEAD": (b"\x30\x39\x0d\x02", {"key_tag": 12345, "algorithm": 13, "digest_type": 2}),
+    "DNSKEY_HEAD": (b"\x01\x01\x03\x0d", {"flags": 257, "protocol": 3, "algorithm": 13}),
+    "TLSA_HEAD": (b"\x03\x01\x01", {"usage": 3, "selector": 1, "matching_type": 1}),
+    "SSHFP_HEAD": (b"\x04\x02", {"algorithm": 4, "fp_type": 2}),
+    "CAA_HEAD": (b"\x80\x05issue", {"flags": 128, "tag": b"issue"}),
+    "SVCB_PRIORITY": (b"\x00\x01", {"priority": 1}),
+    "SVC_PARAMS": (
+        b"\x00\x01\x00\x03\x02h2\x00\x03\x00\x02\x01\xbb",
+        {"params": [{"key": 1, "value": b"\x02h2"}, {"key": 3, "value": b"\x01\xbb"}]},
+    ),
 }
 
 
@@ -315,3 +326,43 @@ def test_parse_random_bytes_raises_only_format_errors(wire: bytes) -> None:
         assert parse_message(build_message(message)) == message
         return
     assert error.query_id == (int.from_bytes(wire[:2], "big") if len(wire) >= 2 else None)
+
+
+NEWER_TYPES = [
+    ("DNAME", "other.framing.test."),
+    ("NAPTR", '100 10 "S" "SIP+D2U" "" _sip._udp.framing.test.'),
+    ("DS", "12345 13 2 " + "ab" * 32),
+    ("SSHFP", "4 2 " + "cd" * 32),
+    ("DNSKEY", "257 3 13 AQIDBA=="),
+    ("TLSA", "3 1 1 " + "ef" * 32),
+    ("SVCB", "1 svc.framing.test. alpn=h2,h3 port=8443 ipv6hint=::1"),
+    ("HTTPS", "0 www.framing.test."),
+    ("CAA", '0 issue "ca.test"'),
+]
+
+
+def test_newer_types_parse_and_build_byte_identical_to_dnspython() -> None:
+    """Issue 13: DNAME, NAPTR, DS, SSHFP, DNSKEY, TLSA, SVCB, HTTPS, CAA are typed, not opaque."""
+    response = dns.message.make_response(dns.message.make_query("www.framing.test.", "ANY"))
+    for rtype, text in NEWER_TYPES:
+        response.answer.append(dns.rrset.from_text("www.framing.test.", 300, "IN", rtype, text))
+    wire = response.to_wire()
+    message = parse_message(wire)
+    assert build_message(message) == wire
+    assert [type(r.rdata).__name__ for r in message.answers] == [t for t, _ in NEWER_TYPES]
+
+
+@pytest.mark.parametrize(
+    ("rtype", "data", "match"),
+    [
+        (RecordType.DS, b"\x00\x01\x02", "too short"),
+        (RecordType.NAPTR, b"\x00\x01\x00\x02\x05ab", "character-string"),
+        (RecordType.CAA, b"\x00\x09issue", "CAA tag"),
+        (RecordType.SVCB, b"\x00\x01\x00\x00\x03\x00\x02\x01", "SvcParam runs past"),
+        (RecordType.SVCB, b"\x00\x01\x00\x00\x03\x00\x00\x00\x01\x00\x00", "increasing"),
+        (RecordType.DNAME, b"\x01a\x00\x00", "does not fill"),
+    ],
+)
+def test_newer_types_refuse_bad_data(rtype: int, data: bytes, match: str) -> None:
+    with pytest.raises(DNSFormatError, match=match):
+        decode_rdata(rtype, data)
