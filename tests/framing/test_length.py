@@ -983,3 +983,19 @@ def test_feed_error_on_a_later_call_carries_no_earlier_messages() -> None:
     with pytest.raises(FrameTooLarge) as info:
         framer.feed(b"\x00\x09")
     assert info.value.messages == []
+
+
+@pytest.mark.parametrize("split", [1, 2])
+def test_feed_varint_oversize_split_reports_the_first_provable_size(split: int) -> None:
+    """Split, a varint header is read a byte at a time on every path, the fast one too.
+
+    (Hypothesis found the fast path joining a held varint byte to the next chunk
+    and reporting the whole value, 16512, where the general engine says 128.)
+    """
+    stream = b"\x80\x81\x01"
+    for fast in (True, False):
+        framer = LengthPrefixed("varint", max_size=50)
+        framer._fast = fast  # the general engine, for comparison
+        with pytest.raises(FrameTooLarge) as info:
+            feed_chunks(framer, [stream[:split], stream[split:]])
+        assert (info.value.size, info.value.limit) == (128, 50)
