@@ -560,7 +560,10 @@ class _Server:
         if not self.proxies:
             return False
         ip = ipaddress.ip_address(address.partition("%")[0])
-        return any(ip in network for network in self.proxies)
+        mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:10.0.0.5 on a dual-stack socket
+        return any(
+            ip in network or (mapped is not None and mapped in network) for network in self.proxies
+        )
 
     def open_from(self, address: str) -> int:
         """Connections open from ``address``, not counting those shed and still closing."""

@@ -393,6 +393,31 @@ async def test_serve_unix_trusts_its_peers_with_unix(tmp_path: Path) -> None:
     assert seen.remote == [("192.0.2.3", 33)]
 
 
+async def test_trusted_network_matches_ipv4_mapped_peers() -> None:
+    from framing.server import _Server
+
+    server = _Server(
+        Seen().echo,
+        FRAMER,
+        ssl_context=None,
+        tls_standard_compatible=True,
+        handshake_timeout=1,
+        idle_timeout=None,
+        message_timeout=None,
+        receive_size=1024,
+        max_connections=1,
+        max_connections_per_peer=None,
+        max_buffered_total=1024,
+        proxy_protocol=["10.0.0.0/8", "2001:db8::/32"],
+    )
+    assert server.trusts("10.1.2.3")
+    assert server.trusts("::ffff:10.1.2.3")
+    assert server.trusts("2001:db8::5")
+    assert not server.trusts("11.0.0.1")
+    assert not server.trusts("::ffff:11.0.0.1")
+    assert not server.trusts(None)
+
+
 async def test_proxy_protocol_entry_that_is_no_address_is_refused() -> None:
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
         await serve(Seen().echo, FRAMER, proxy_protocol=["haproxy.example"])
