@@ -17,12 +17,15 @@ from framing.errors import (
     MalformedFrame,
     MessageTimeout,
     MessageTooLarge,
+    ProxyHeaderError,
     ReceiveTimeout,
 )
 from framing.fixed import FixedSize
 from framing.length import Frame, LengthPrefixed, StructPrefixed
 from framing.netstring import Netstring
 from framing.pipeline import serve_pipelined
+from framing.proxied import ProxiedStream, ProxyAttribute, read_proxy_header
+from framing.proxy import ProxyCommand, ProxyHeader, ProxyHeaderParser
 from framing.raw import Raw
 from framing.server import ServerInfo, ServerStats, serve, serve_unix
 from framing.stream import (
@@ -54,6 +57,12 @@ __all__ = [
     "MessageTimeout",
     "MessageTooLarge",
     "Netstring",
+    "ProxiedStream",
+    "ProxyAttribute",
+    "ProxyCommand",
+    "ProxyHeader",
+    "ProxyHeaderError",
+    "ProxyHeaderParser",
     "Raw",
     "ReceiveTimeout",
     "ServerInfo",
@@ -63,6 +72,7 @@ __all__ = [
     "__version__",
     "connect",
     "connect_unix",
+    "read_proxy_header",
     "serve",
     "serve_pipelined",
     "serve_unix",

@@ -7,6 +7,7 @@
      |    +-- FrameTooLarge          a message over max_size (or over what a header can carry)
      |    +-- IncompleteFrame        the stream ended inside a message
      |    +-- MalformedFrame         bytes that cannot be a valid header or delimiter
+     |    |    +-- ProxyHeaderError  a missing, malformed or unknown PROXY protocol header
      |    +-- BufferBudgetExceeded   the connections sharing a BufferBudget hold too much
      +-- TimeoutError (builtin)
      |    +-- ReceiveTimeout         the PEER was too slow; the stream is still usable
@@ -49,6 +50,7 @@ __all__ = [
     "MalformedFrame",
     "MessageTimeout",
     "MessageTooLarge",
+    "ProxyHeaderError",
     "ReceiveTimeout",
 ]
 
@@ -135,6 +137,18 @@ class MalformedFrame(FramingError):
     def __init__(self, framer: str, reason: str, *, messages: list[Any] | None = None) -> None:
         super().__init__(framer, reason, messages=messages)
         self.reason = reason
+
+
+class ProxyHeaderError(MalformedFrame):
+    """A trusted proxy's PROXY protocol header is missing, malformed, unknown or too long.
+
+    Raised by :class:`~framing.proxy.ProxyHeaderParser` (and so by a server
+    whose ``proxy_protocol`` trusts the peer): a wrong signature, an unknown
+    version, command, family or protocol, a version 1 line that is not
+    canonical or has no CRLF within 107 bytes, a version 2 TLV whose length
+    runs past the header, a bad checksum, or the stream ending inside the
+    header. ``reason`` says which, with the numbers.
+    """
 
 
 class BufferBudgetExceeded(FramingError):

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import logging
 import math
 import os
@@ -95,7 +96,8 @@ from anyio.streams.tls import TLSStream
 
 from framing import transport
 from framing.base import Framer
-from framing.errors import FramingError, ReceiveTimeout
+from framing.errors import FramingError, ProxyHeaderError, ReceiveTimeout
+from framing.proxied import read_proxy_header
 from framing.stream import DEFAULT_RECEIVE_SIZE, BufferBudget, FramedStream, StreamStats
 
 __all__ = ["ServerInfo", "ServerStats", "serve", "serve_unix"]
@@ -105,6 +107,17 @@ T = TypeVar("T")
 logger = logging.getLogger("framing.server")
 
 Handler = Callable[[FramedStream[T]], Awaitable[None]]
+
+#: What ``proxy_protocol`` takes: addresses or networks of trusted proxies, as
+#: text (``"10.0.0.0/8"``) or ``ipaddress`` objects, or ``"unix"`` for the peers
+#: of Unix sockets (which have no address).
+ProxySource = (
+    str
+    | ipaddress.IPv4Network
+    | ipaddress.IPv6Network
+    | ipaddress.IPv4Address
+    | ipaddress.IPv6Address
+)
 
 # Defaults, and why these numbers:
 # - 1024 connections: a common default 'ulimit -n' is 1024 descriptors, so a
@@ -216,11 +229,14 @@ class ServerInfo:
 class _Connection:
     """One served connection, as the server's table knows it."""
 
-    __slots__ = ("accepted_at", "address", "peer", "scope", "shed", "stream")
+    __slots__ = ("accepted_at", "address", "peer", "proxy", "scope", "shed", "stream")
 
     def __init__(self, peer: str, address: str | None) -> None:
         self.peer = peer
         self.address = address
+        # From a trusted proxy, whose PROXY header is still to be read: its address
+        # ("" on a Unix socket). Until then the connection counts per peer for no one.
+        self.proxy: str | None = None
         # Until its stream exists (a TLS handshake, say), it waits since accepted.
         self.accepted_at = time.monotonic()  # the clock of FramedStream.waiting_since
         self.scope = CancelScope(shield=True)  # cancelled to shed it, or after the grace period
@@ -242,6 +258,26 @@ def _describe_peer(address: Any) -> tuple[str, str | None]:
         host, port = address[0], address[1]
         return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), host
     return f"unix:{address or '(unnamed)'}", None
+
+
+def _trusted_proxies(
+    sources: Iterable[ProxySource],
+) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], bool]:
+    """The networks of ``proxy_protocol``, and whether Unix peers are trusted.
+
+    Raises:
+        ValueError: an entry is not an address, a network or ``"unix"``.
+    """
+    if isinstance(sources, str):
+        sources = [sources]
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    unix = False
+    for source in sources:
+        if source == "unix":
+            unix = True
+        else:
+            networks.append(ipaddress.ip_network(source, strict=False))
+    return tuple(networks), unix
 
 
 def _flatten(exc: BaseException) -> list[BaseException]:
@@ -310,6 +346,8 @@ class _Server:
         max_connections: int,
         max_connections_per_peer: int | None,
         max_buffered_total: int,
+        proxy_protocol: Iterable[ProxySource] = (),
+        proxy_protocol_optional: bool = False,
     ) -> None:
         self.handler = handler
         self.framer = framer
@@ -322,6 +360,8 @@ class _Server:
         self.max_connections = max_connections
         self.max_connections_per_peer = max_connections_per_peer
         self.budget = BufferBudget(max_buffered_total)
+        self.proxies, self.proxy_unix = _trusted_proxies(proxy_protocol)
+        self.proxy_optional = proxy_protocol_optional
         self.connections: set[_Connection] = set()
         self.per_peer: dict[str, set[_Connection]] = {}
         self.shedding = 0  # shed, and not yet gone from the table
@@ -446,11 +486,21 @@ class _Server:
             self.take_reserve()
         return closed
 
-    def admit(self, peer: str, address: str | None) -> _Connection | None:
-        """Make room for a newcomer (shedding if need be) and enter it; ``None``: refuse it."""
+    def admit(
+        self, peer: str, address: str | None, proxied: _Connection | None = None
+    ) -> _Connection | None:
+        """Make room for a newcomer (shedding if need be) and enter it; ``None``: refuse it.
+
+        ``proxied``: a connection from a trusted proxy, already entered, whose
+        PROXY header has named its client: it is counted per peer now, under
+        ``address``.
+        """
+        proxy = (address or "") if proxied is None and self.trusts(address) else None
+        if proxy is not None:
+            address = None  # counted per peer once its header names the client
         open_now = len(self.connections) - self.shedding
         victims: Iterable[_Connection] = ()
-        if open_now >= self.max_connections:
+        if proxied is None and open_now >= self.max_connections:
             reason = f"{open_now} connections open, the limit"
             victims = self.connections
         elif (
@@ -461,7 +511,7 @@ class _Server:
             reason = f"{mine} connections open from {address}, the limit"
             victims = self.per_peer[address]
         else:
-            return self.enter(peer, address)
+            return self.enter(peer, address, proxied, proxy)
         victim, since = self.longest_waiting(victims)
         if victim is None:
             self.refused += 1
@@ -479,11 +529,23 @@ class _Server:
             peer,
             reason,
         )
-        return self.enter(peer, address)
+        return self.enter(peer, address, proxied, proxy)
 
-    def enter(self, peer: str, address: str | None) -> _Connection:
+    def enter(
+        self,
+        peer: str,
+        address: str | None,
+        proxied: _Connection | None = None,
+        proxy: str | None = None,
+    ) -> _Connection:
         """Put a newcomer in the table (before its task starts, so bursts count it)."""
+        if proxied is not None:
+            proxied.peer, proxied.address = peer, address
+            if address is not None:
+                self.per_peer.setdefault(address, set()).add(proxied)
+            return proxied
         connection = _Connection(peer, address)
+        connection.proxy = proxy
         self.connections.add(connection)
         if address is not None:
             self.per_peer.setdefault(address, set()).add(connection)
@@ -491,6 +553,18 @@ class _Server:
         if self.all_closed.is_set():
             self.all_closed = anyio.Event()
         return connection
+
+    def trusts(self, address: str | None) -> bool:
+        """Whether the peer at ``address`` (``None``: a Unix socket's) may send a PROXY header."""
+        if address is None:
+            return self.proxy_unix
+        if not self.proxies:
+            return False
+        ip = ipaddress.ip_address(address.partition("%")[0])
+        mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:10.0.0.5 on a dual-stack socket
+        return any(
+            ip in network or (mapped is not None and mapped in network) for network in self.proxies
+        )
 
     def open_from(self, address: str) -> int:
         """Connections open from ``address``, not counting those shed and still closing."""
@@ -529,6 +603,12 @@ class _Server:
                 else:
                     byte_stream = accepted
                 resource = byte_stream
+                if connection.proxy is not None:
+                    proxied = await self.read_proxy_header(byte_stream, connection)
+                    if proxied is None:
+                        return
+                    resource = byte_stream = proxied
+                    peer = connection.peer
                 if self.ssl_context is not None:
                     try:
                         with anyio.fail_after(self.handshake_timeout):
@@ -560,6 +640,39 @@ class _Server:
                 if resource is not None:
                     await self.close(resource)
                 self.retire(connection)
+
+    async def read_proxy_header(
+        self, byte_stream: ByteStream, connection: _Connection
+    ) -> ByteStream | None:
+        """Read a trusted proxy's PROXY header and count the connection under its client.
+
+        Returns the stream after the header, or ``None`` when the connection is
+        to be closed: no valid header in time (logged, counted), or the
+        client's per-peer limit refusing it.
+        """
+        try:
+            proxied = await read_proxy_header(
+                byte_stream, header_timeout=self.handshake_timeout, optional=self.proxy_optional
+            )
+        except ProxyHeaderError as exc:
+            self.count_error(type(exc).__name__)
+            logger.info("closed %s: %s: %s", connection.peer, type(exc).__name__, exc)
+            return None
+        except (EndOfStream, BrokenResourceError, OSError) as exc:
+            logger.debug("connection %s lost before its PROXY header: %r", connection.peer, exc)
+            return None
+        header = proxied.header
+        client = None if header is None else header.client_address
+        if header is None or client is None:
+            # LOCAL (a health check), UNKNOWN, or no header where optional: the proxy itself.
+            peer, address = connection.peer, connection.proxy or None
+        else:
+            peer, address = _describe_peer((client, header.source_port))
+            peer = f"{peer} (via {connection.peer})"
+        if self.admit(peer, address, connection) is None:
+            self.accepted -= 1  # refused after all, not served
+            return None
+        return proxied
 
     def retire(self, connection: _Connection) -> None:
         """Take a closed connection off the table and keep its counts."""
@@ -680,6 +793,8 @@ async def serve(
     grace_period: float = DEFAULT_GRACE_PERIOD,
     backlog: int = 65536,
     reuse_port: bool = False,
+    proxy_protocol: Iterable[ProxySource] = (),
+    proxy_protocol_optional: bool = False,
     task_status: TaskStatus[ServerInfo] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve framed connections until cancelled, each in its own task.
@@ -723,11 +838,36 @@ async def serve(
         grace_period: seconds handlers get to finish after cancellation.
         backlog: the listen queue's length.
         reuse_port: set ``SO_REUSEPORT`` on the listening sockets.
+        proxy_protocol: the proxies trusted to send a PROXY protocol header
+            (v1 or v2): addresses or networks (``"10.0.0.0/8"``, ``ipaddress``
+            objects), and ``"unix"`` for Unix socket peers. See "PROXY
+            protocol" above.
+        proxy_protocol_optional: serve a trusted proxy's connection that does
+            not begin with a PROXY header as its own, instead of refusing it.
         task_status: for ``task_group.start``: receives the :class:`ServerInfo`.
+
+    PROXY protocol: a connection from a peer in ``proxy_protocol`` must begin
+    with a PROXY header (HAProxy's ``send-proxy``/``send-proxy-v2``), read
+    within ``handshake_timeout`` and before TLS or the framer sees a byte; the
+    bytes after it go on to them unchanged. A missing header (unless
+    ``proxy_protocol_optional``), a malformed one or one too slow closes that
+    connection with one INFO line, counted as ``"ProxyHeaderError"`` in
+    :attr:`ServerStats.errors`. The handler's
+    ``stream.extra(SocketAttribute.remote_address)`` is then the client the
+    header names, and the proxy's own is
+    ``stream.extra(ProxyAttribute.proxy_address)`` (see
+    :mod:`framing.proxied`); the per-peer limit, shedding and log lines use the
+    client's address too. A ``LOCAL`` header (a health check) is served as the
+    proxy's own connection. From any peer *not* in ``proxy_protocol``, a PROXY
+    header is never believed nor even looked for: its bytes reach the framer
+    as ordinary data, like any others.
 
     Raises:
         OSError: a listener could not be bound.
+        ValueError: ``proxy_protocol`` holds something that is not an
+            address, a network or ``"unix"``.
     """
+    proxies = _trusted_proxies(proxy_protocol)  # a bad entry raises before binding
     if listeners is None:
         bound = await _bind(host, port, backlog=backlog, reuse_port=reuse_port)
     else:
@@ -755,6 +895,8 @@ async def serve(
         max_connections=max_connections,
         max_connections_per_peer=max_connections_per_peer,
         max_buffered_total=max_buffered_total,
+        proxy_protocol=[*map(str, proxies[0]), *(["unix"] if proxies[1] else [])],
+        proxy_protocol_optional=proxy_protocol_optional,
     )
     info = ServerInfo(addresses, paths, stats=server.stats)
     server.take_reserve()
@@ -791,7 +933,10 @@ async def serve_unix(
         mode: permissions to set on the socket file.
         **options: any keyword of :func:`serve` but ``host``, ``port`` and
             ``listeners`` (``max_connections_per_peer`` does not apply: Unix
-            peers have no address).
+            peers have no address). ``proxy_protocol=["unix"]`` trusts every
+            peer of the socket (its permissions decide who connects) to send
+            a PROXY header, and per-peer limits then apply to the clients it
+            names.
     """
     listener = await anyio.create_unix_listener(path, mode=mode)
     await serve(handler, framer, listeners=[listener], **options)

@@ -52,6 +52,7 @@ from framing.errors import (
     MessageTimeout,
     ReceiveTimeout,
 )
+from framing.proxied import ProxiedStream
 
 __all__ = [
     "BufferBudget",
@@ -299,6 +300,8 @@ class FramedStream(ObjectStream[T], Generic[T]):
             # Linux wakes a blocked read with EOF on shutdown(SHUT_RD), on every backend.
             # Only on the socket's own stream: under TLS an EOF would be an error.
             stream = self.transport_stream
+            if isinstance(stream, ProxiedStream):
+                stream = stream.transport_stream  # after a PROXY header: the socket's own
             if isinstance(stream, SocketStream | transport.AsyncioSocketStream):
                 raw = stream.extra(SocketAttribute.raw_socket, None)
                 if isinstance(raw, socket.socket):

@@ -42,7 +42,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -55,6 +55,7 @@ from framing.stream import FramedStream
 from protocols.runner import (
     CommandError,
     add_loop_argument,
+    add_proxy_protocol_argument,
     os_error_reason,
     port_number,
     run,
@@ -179,6 +180,7 @@ async def serve_echo(
     message_timeout: float | None = None,
     max_connections: int | None = None,
     max_connections_per_peer: int | None = None,
+    proxy_protocol: Sequence[str] = (),
     close_on: bytes | None = None,
     quiet: bool = False,
     log: Log = _print,
@@ -196,6 +198,9 @@ async def serve_echo(
         max_connections: serve at most this many connections at once.
         max_connections_per_peer: serve at most this many connections at once
             from one IP address; more are closed at once, with a log line.
+        proxy_protocol: addresses or networks of proxies trusted to send a
+            PROXY header (see :func:`framing.serve`): their connections are
+            logged and limited as the client the header names.
         close_on: see :func:`echo`.
         quiet: log only the ``listening on`` line, not each connection's events.
         log: called with one line of text for each event; the first is
@@ -220,6 +225,8 @@ async def serve_echo(
         options["max_connections"] = max_connections
     if max_connections_per_peer is not None:
         options["max_connections_per_peer"] = max_connections_per_peer
+    if proxy_protocol:
+        options["proxy_protocol"] = list(proxy_protocol)
     handler = partial(echo, close_on=close_on, log=_quiet if quiet else log)
     failure: OSError | None = None
     async with anyio.create_task_group() as tg:
@@ -267,6 +274,7 @@ def _main(args: argparse.Namespace) -> int:
             message_timeout=args.message_timeout,
             max_connections=args.max_connections,
             max_connections_per_peer=args.max_connections_per_peer,
+            proxy_protocol=args.proxy_protocol,
             close_on=args.close_on,
             quiet=args.quiet,
         ),
@@ -315,6 +323,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="serve at most N at once from one IP address (shedding as above)",
     )
+    add_proxy_protocol_argument(parser)
     parser.add_argument(
         "--close-on",
         type=_close_on_byte,

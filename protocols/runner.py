@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import os
 import signal
 import sys
@@ -40,6 +41,7 @@ __all__ = [
     "PROG",
     "CommandError",
     "add_loop_argument",
+    "add_proxy_protocol_argument",
     "error",
     "os_error_reason",
     "port_number",
@@ -100,6 +102,31 @@ def seconds(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
     return value
+
+
+def proxy_source(text: str) -> str:
+    """An argparse ``type`` for ``--proxy-protocol``: an IP address or network, as given."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an IP address or network (ADDR or ADDR/PREFIX): {text!r}"
+        ) from None
+    return text
+
+
+def add_proxy_protocol_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--proxy-protocol ADDR[/PREFIX]`` (repeatable) to ``parser``."""
+    parser.add_argument(
+        "--proxy-protocol",
+        type=proxy_source,
+        action="append",
+        default=[],
+        metavar="ADDR[/PREFIX]",
+        help="a proxy trusted to send a PROXY header (v1 or v2; HAProxy's send-proxy): "
+        "its connections must begin with one, and are served, limited and logged as the "
+        "client it names; repeatable. From other peers such a header is plain data",
+    )
 
 
 def add_loop_argument(parser: argparse.ArgumentParser) -> None:

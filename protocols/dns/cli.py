@@ -32,7 +32,14 @@ from protocols.dns.server import (
     run_dns_server,
 )
 from protocols.dns.zone import Zone, example_zone, parse_zone
-from protocols.runner import CommandError, add_loop_argument, port_number, run, seconds
+from protocols.runner import (
+    CommandError,
+    add_loop_argument,
+    add_proxy_protocol_argument,
+    port_number,
+    run,
+    seconds,
+)
 from protocols.spec import positive_int
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "main", "register", "serve_dns"]
@@ -75,6 +82,7 @@ async def serve_dns(
     message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     max_connections: int,
     max_connections_per_peer: int | None = None,
+    proxy_protocol: Sequence[str] = (),
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
 
@@ -93,6 +101,7 @@ async def serve_dns(
                     message_timeout=message_timeout,
                     max_connections=max_connections,
                     max_connections_per_peer=max_connections_per_peer,
+                    proxy_protocol=proxy_protocol,
                 )
             )
         except OSError as exc:
@@ -121,6 +130,7 @@ def _main(args: argparse.Namespace) -> int:
             message_timeout=args.message_timeout,
             max_connections=args.max_connections,
             max_connections_per_peer=args.max_connections_per_peer,
+            proxy_protocol=args.proxy_protocol,
         ),
         loop=args.loop,
     )
@@ -170,6 +180,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="serve at most N TCP connections at once from one IP address (default: no limit)",
     )
+    add_proxy_protocol_argument(parser)
     add_loop_argument(parser)
     parser.set_defaults(func=_main)
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Final
@@ -212,6 +212,7 @@ async def run_dns_server(
     message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_connections_per_peer: int | None = None,
+    proxy_protocol: Sequence[str] = (),
     max_query_size: int = DEFAULT_MAX_QUERY_SIZE,
     cache_size: int = DEFAULT_CACHE_SIZE,
     task_status: TaskStatus[DNSServerInfo] = TASK_STATUS_IGNORED,
@@ -234,6 +235,11 @@ async def run_dns_server(
         max_connections_per_peer: TCP connections served at once from one IP
             address (RFC 7766 6.2.2 advises a limit); ``None``: only
             ``max_connections`` applies.
+        proxy_protocol: addresses or networks of proxies (dnsdist, HAProxy)
+            trusted to send a PROXY header on TCP (see :func:`framing.serve`);
+            the per-peer limit then counts the clients they name. UDP
+            datagrams are served as they come: dnsdist's header on datagrams
+            is not read.
         max_query_size: the largest TCP query accepted; a larger frame closes
             its connection.
         cache_size: ready answers kept per transport.
@@ -260,6 +266,7 @@ async def run_dns_server(
                     message_timeout=message_timeout,
                     max_connections=max_connections,
                     max_connections_per_peer=max_connections_per_peer,
+                    proxy_protocol=proxy_protocol,
                 )
             )
             task_status.started(DNSServerInfo(host, bound, zone, tcp))

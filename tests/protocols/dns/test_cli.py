@@ -163,6 +163,10 @@ def test_register_adds_the_dns_subcommand() -> None:
             "3",
             "--max-connections-per-peer",
             "2",
+            "--proxy-protocol",
+            "127.0.0.1",
+            "--proxy-protocol",
+            "10.0.0.0/8",
             "--loop",
             "trio",
         ]
@@ -176,6 +180,7 @@ def test_register_adds_the_dns_subcommand() -> None:
         args.max_connections_per_peer,
         args.loop,
     ) == ("127.0.0.1", 0, 2.5, 1.5, 3, 2, "trio")
+    assert args.proxy_protocol == ["127.0.0.1", "10.0.0.0/8"]
     assert args.zone is None
     with pytest.raises(SystemExit):
         parser.parse_args(["dns", "--port", "70000"])

@@ -264,6 +264,33 @@ async def test_at_the_per_peer_limit_only_that_peers_idle_connection_is_shed() -
 
 
 @pytest.mark.anyio
+async def test_tcp_behind_a_proxy_the_per_peer_limit_counts_its_clients() -> None:
+    """PROXY v1 headers from the trusted 127.0.0.1 name two clients: each has its own slot."""
+    query = build_message(make_query("www.framing.test.", RecordType.A, query_id=9))
+
+    async def ask(stream: anyio.abc.ByteStream, client: str) -> None:
+        await stream.send(f"PROXY TCP4 {client} 127.0.0.1 5000 53\r\n".encode())
+        await stream.send(len(query).to_bytes(2, "big") + query)
+        framed = b""
+        while len(framed) < 2 or len(framed) < 2 + int.from_bytes(framed[:2], "big"):
+            framed += await stream.receive()
+        assert parse_message(framed[2:]).header.id == 9
+
+    async with (
+        running(max_connections_per_peer=1, proxy_protocol=["127.0.0.1"]) as info,
+        await anyio.connect_tcp(info.host, info.port) as first,
+        await anyio.connect_tcp(info.host, info.port) as second,
+    ):
+        with anyio.fail_after(TIMEOUT):
+            await ask(first, "192.0.2.1")
+            await ask(second, "192.0.2.2")
+            assert info.tcp.stats.connections_shed == 0
+            async with await anyio.connect_tcp(info.host, info.port) as again:
+                await ask(again, "192.0.2.1")
+            assert info.tcp.stats.connections_shed == 1
+
+
+@pytest.mark.anyio
 async def test_no_answer_to_a_response_over_udp() -> None:
     async with running() as info:
         with anyio.fail_after(TIMEOUT):
