@@ -61,7 +61,7 @@ class Running:
 
     def port(self) -> int:
         """The port from the server's ``listening on HOST:PORT`` line."""
-        return int(self.wait_for(r"listening on \S+:(\d+) ").group(1))
+        return int(self.wait_for(r"listening on \S+:(\d+) [^\n]*\n").group(1))  # the whole line
 
     def wait(self, *, timeout: float = TIMEOUT) -> int:
         """Wait for the process to exit; return its status."""
