@@ -99,8 +99,11 @@ async def test_eof_inside_message_raises_incomplete_then_broken() -> None:
             with pytest.raises(IncompleteFrame) as info:
                 await framed.receive()
             assert info.value.held == 6
-            with pytest.raises(anyio.BrokenResourceError):
+            with pytest.raises(
+                anyio.BrokenResourceError, match="the stream broke earlier"
+            ) as broken:
                 await framed.receive()
+            assert broken.value.__cause__ is info.value
             assert framed.stats.errors == {"IncompleteFrame": 1}
 
 
@@ -136,6 +139,58 @@ async def test_feed_eof_messages_are_delivered_one_at_a_time() -> None:
             await a.send(b"unterminated")
             await a.send_eof()
             assert [m async for m in framed] == [b"unterminated"]
+
+
+class CommasAtEof:
+    """A framer that holds every byte and, at the end of the stream, delivers them cut at
+    commas: several messages from one ``feed_eof``, as the Framer protocol allows."""
+
+    max_size = 1024
+
+    def __init__(self) -> None:
+        self.held = b""
+
+    @property
+    def buffered(self) -> int:
+        return len(self.held)
+
+    def feed(self, data: bytes = b"", *, limit: int | None = None) -> list[bytes]:
+        self.held += bytes(data)
+        return []
+
+    def feed_eof(self) -> list[bytes]:
+        held, self.held = self.held, b""
+        return held.split(b",") if held else []
+
+    def encode(self, message: bytes) -> bytes:
+        return message + b","
+
+    def detach(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
+
+    def clone(self) -> CommasAtEof:
+        return CommasAtEof()
+
+
+async def test_several_messages_from_feed_eof_are_received_one_at_a_time() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, CommasAtEof())
+            await a.send(b"one,two,three")
+            await a.send_eof()
+            assert await framed.receive() == b"one"
+            assert framed.stats.messages_in == 1
+            # The old framer's messages are still to come: no switching now.
+            with pytest.raises(
+                RuntimeError, match=r"^messages parsed by the old framer are still undelivered$"
+            ):
+                framed.switch_framer(lp())
+            assert await framed.receive() == b"two"
+            assert await framed.receive_many() == [b"three"]
+            assert framed.stats.messages_in == 3
+            with pytest.raises(anyio.EndOfStream):
+                await framed.receive()
 
 
 async def test_send_of_oversize_message_sends_nothing() -> None:
@@ -209,6 +264,9 @@ async def test_idle_timeout_raises_and_stream_stays_usable() -> None:
             await a.send(lp().encode(b"late"))
             assert await framed.receive() == b"late"
             assert framed.stats.errors == {"IdleTimeout": 1}
+            with pytest.raises(IdleTimeout):
+                await framed.receive()
+            assert framed.stats.errors == {"IdleTimeout": 2}
 
 
 @pytest.mark.parametrize("framer", [lp(), Lines()], ids=["length", "lines"])
@@ -729,7 +787,14 @@ async def test_connect_unix(tmp_path: Any) -> None:
     path = tmp_path / "sock"
     with anyio.fail_after(5):
         async with await anyio.create_unix_listener(path) as listener:
-            client = await connect_unix(path, lp())
+            client = await connect_unix(
+                path, lp(), receive_size=100, idle_timeout=3.0, message_timeout=4.0
+            )
+            assert (client.receive_size, client.idle_timeout, client.message_timeout) == (
+                100,
+                3.0,
+                4.0,
+            )
             async with client, FramedStream(await listener.accept(), lp()) as server:
                 await client.send(b"over unix")
                 assert await server.receive() == b"over unix"
@@ -814,3 +879,32 @@ async def test_drain_shuts_a_socket_down_only_while_a_receive_waits() -> None:
                 dup.recv(1, socket.MSG_DONTWAIT)
             with pytest.raises(anyio.EndOfStream):
                 await server.receive()
+
+
+@pytest.mark.parametrize("ours", [False, True], ids=["anyio", "framing"])
+async def test_drain_of_a_connection_the_peer_just_reset_does_not_raise(ours: bool) -> None:
+    """The peer's reset leaves the socket unable to shut down (ENOTCONN): a drain that comes
+    before the waiting receive has seen the reset still does not raise."""
+    with anyio.fail_after(10), socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        if ours and transport.asyncio_loop() is not None:
+            b: ByteStream = await transport.connect_tcp("127.0.0.1", port)
+        else:
+            b = await anyio.connect_tcp("127.0.0.1", port)
+        peer, _ = listening.accept()
+        server = FramedStream(b, lp(), drainable=True)
+        outcome: list[type[BaseException]] = []
+
+        async def receive() -> None:
+            try:
+                await server.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+                outcome.append(type(exc))
+
+        async with server, anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()  # a reset, which loopback delivers at once
+            server.drain()  # no await since: the receive has not woken yet
+        assert len(outcome) == 1
