@@ -1,25 +1,30 @@
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
+import stat
+import struct
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import SocketStream
+from anyio.abc import SocketAttribute, SocketListener, SocketStream
 from anyio.streams.tls import TLSAttribute
 
+from framing import transport
 from framing.delimited import Lines
-from framing.errors import EncodeError
+from framing.errors import EncodeError, FrameTooLarge, IdleTimeout, MalformedFrame
 from framing.length import LengthPrefixed
 from framing.raw import Raw
 from framing.server import ServerInfo, serve, serve_unix
 from framing.stream import FramedStream, connect, connect_unix
 from framing.transport import AsyncioSocketStream
+from tests.conftest import require_tool
 from tests.framing.transports import tls_contexts, until
 
 pytestmark = pytest.mark.anyio
@@ -531,10 +536,12 @@ async def test_tls_handshake_failure_is_counted_and_logged(
     server_ctx, _ = tls_contexts()
     with anyio.fail_after(10):
         async with running(echo, lp(), ssl_context=server_ctx) as info:
-            async with await connect("127.0.0.1", info.port, lp()) as plain:
-                await plain.transport_stream.send(b"GET / HTTP/1.0\r\n\r\n")
-                assert await is_closed_by_server(plain)
-            assert info.stats.errors == {"TLSHandshakeFailed": 1}
+            for _ in range(2):
+                async with await connect("127.0.0.1", info.port, lp()) as plain:
+                    await plain.transport_stream.send(b"GET / HTTP/1.0\r\n\r\n")
+                    assert await is_closed_by_server(plain)
+            await until(lambda: info.stats.connections_open == 0)
+            assert info.stats.errors == {"TLSHandshakeFailed": 2}
     assert any("TLS handshake" in r.getMessage() for r in caplog.records)
 
 
@@ -543,10 +550,14 @@ async def test_serve_unix(tmp_path: Path) -> None:
     with anyio.fail_after(10):
         async with anyio.create_task_group() as tg:
             info = await tg.start(
-                lambda task_status: serve_unix(echo, lp(), path=path, task_status=task_status)
+                lambda task_status: serve_unix(
+                    echo, lp(), path=path, mode=0o600, task_status=task_status
+                )
             )
             assert info.paths == [str(path)]
             assert info.addresses == []
+            assert repr(info) == f"ServerInfo({path})"
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
             async with await connect_unix(path, lp()) as client:
                 await roundtrip(client, b"unix")
             tg.cancel_scope.cancel()
@@ -645,3 +656,315 @@ async def test_shutdown_drains_idle_tls_connections_at_once() -> None:
             tg.cancel_scope.cancel()
         await anyio.aclose_forcefully(client)
     assert finished == ["drained"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_server_info_repr_names_every_listener() -> None:
+    with anyio.fail_after(10):
+        async with running(echo, lp(), host=["127.0.0.1", "::1"]) as info:
+            assert repr(info) == f"ServerInfo(127.0.0.1:{info.port}, [::1]:{info.port})"
+
+
+async def test_serve_on_a_given_port_one_host_or_several() -> None:
+    with anyio.fail_after(10):
+        port = free_port()
+        async with running(echo, lp(), port=port) as info:
+            assert info.addresses == [("127.0.0.1", port)]
+        port = free_port()
+        async with running(echo, lp(), host=["127.0.0.1", "::1"], port=port) as info:
+            assert info.addresses == [("127.0.0.1", port), ("::1", port)]
+
+
+async def test_reuse_port_lets_two_servers_share_a_port() -> None:
+    with anyio.fail_after(10):
+        for host in ("127.0.0.1", ["127.0.0.1", "::1"]):
+            async with running(echo, lp(), host=host, reuse_port=True) as first:
+                port = first.port
+                async with running(echo, lp(), host=host, port=port, reuse_port=True) as second:
+                    assert second.port == port
+
+
+async def test_backlog_is_the_listen_queues_length() -> None:
+    ss = require_tool("ss")
+    with anyio.fail_after(10):
+        for host in ("127.0.0.1", ["127.0.0.1", "::1"]):
+            async with running(echo, lp(), host=host, backlog=7) as info:
+                result = await anyio.run_process([ss, "-ltnH", f"sport = :{info.port}"])
+                lines = result.stdout.decode().splitlines()
+                # For a listening socket, ss's Send-Q column is the queue's length.
+                assert [line.split()[2] for line in lines] == ["7"] * len(info.addresses)
+
+
+async def test_several_hosts_on_port_zero_try_again_when_the_port_is_taken_on_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Port 0 gives a free port on the first host; if another host has it taken, all the
+    listeners are closed and binding starts again, at most ten times."""
+    real = anyio.create_tcp_listener
+    calls: list[tuple[str, int]] = []
+    taken_rounds = 1
+
+    async def create_tcp_listener(*, local_host: str, local_port: int, **options: Any) -> Any:
+        calls.append((local_host, local_port))
+        if local_port and calls.count(("::1", local_port)) and len(calls) <= 2 * taken_rounds:
+            raise OSError(errno.EADDRINUSE, os.strerror(errno.EADDRINUSE))
+        return await real(local_host=local_host, local_port=local_port, **options)
+
+    monkeypatch.setattr(anyio, "create_tcp_listener", create_tcp_listener)
+    with anyio.fail_after(10):
+        async with running(echo, lp(), host=["127.0.0.1", "::1"]) as info:
+            assert [host for host, _ in calls] == ["127.0.0.1", "::1", "127.0.0.1", "::1"]
+            assert [host for host, _ in info.addresses] == ["127.0.0.1", "::1"]
+            async with await connect("::1", info.port, lp()) as client:
+                await roundtrip(client, b"bound")
+        calls.clear()
+        taken_rounds = 100
+        with pytest.raises(
+            OSError, match=r"^could not bind one free port on all of \['127.0.0.1', '::1'\]$"
+        ):
+            await serve(echo, lp(), host=["127.0.0.1", "::1"])
+        assert [host for host, _ in calls] == ["127.0.0.1", "::1"] * 10
+
+
+class FailingAccepts:
+    """Make a server's next accepts fail with the given errors, on the way it accepts:
+    its own (``loop.sock_accept`` on asyncio) or the listener's (``accept`` on trio)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, errors: list[BaseException]) -> None:
+        self.errors = errors
+        real = transport.asyncio_loop
+        monkeypatch.setattr(transport, "asyncio_loop", lambda: self.loop(real()))
+
+    def loop(self, loop: Any) -> Any:
+        if loop is None:
+            return None
+        errors = self.errors
+
+        class Loop:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(loop, name)
+
+            async def sock_accept(self, sock: socket.socket) -> Any:
+                if errors:
+                    raise errors.pop(0)
+                return await loop.sock_accept(sock)
+
+        return Loop()
+
+    def listener(self, inner: SocketListener) -> SocketListener:
+        errors = self.errors
+
+        class Listener(SocketListener):
+            async def accept(self) -> SocketStream:
+                if errors:
+                    await anyio.lowlevel.checkpoint()
+                    raise errors.pop(0)
+                return await inner.accept()
+
+            async def aclose(self) -> None:
+                await inner.aclose()
+
+            @property
+            def extra_attributes(self) -> Any:
+                return inner.extra_attributes
+
+        return Listener()
+
+
+async def test_out_of_descriptors_closes_the_waiting_connections_at_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Accepting fails for want of descriptors (on trio, wrapped in BrokenResourceError):
+    every connection in the backlog is accepted and closed with the reserved descriptor, at
+    once, counted refused, and the reason logged; the next newcomer is served."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    emfile = OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+    wrapped = anyio.BrokenResourceError()
+    wrapped.__cause__ = emfile
+    accepts = FailingAccepts(monkeypatch, [wrapped])
+    listener = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners[0]
+    port = listener.extra(SocketAttribute.local_port)
+    waiting = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+    try:
+        with anyio.fail_after(10):
+            async with running(echo, lp(), listeners=[accepts.listener(listener)]) as info:
+                await until(lambda: info.stats.connections_refused == 3)
+                for sock in waiting:
+                    sock.settimeout(5)
+                    with suppress(ConnectionResetError):
+                        assert sock.recv(1) == b""
+                async with await connect("127.0.0.1", port, lp()) as client:
+                    await roundtrip(client, b"served")
+                assert info.stats.connections_accepted == 1
+    finally:
+        for sock in waiting:
+            sock.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "cannot accept connections (EMFILE: Too many open files): "
+        "closed 3 waiting connections unserved"
+    ]
+
+
+async def test_accept_errors_are_logged_at_most_once_a_second_with_their_reason(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reason is never blank (trio's BrokenResourceError has no text: its repr is used),
+    and a failure that repeats is logged once a second, saying how often it recurred."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    aborted = [OSError(errno.ECONNABORTED, os.strerror(errno.ECONNABORTED)) for _ in range(11)]
+    accepts = FailingAccepts(monkeypatch, [anyio.BrokenResourceError(), *aborted])
+    listener = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners[0]
+    with anyio.fail_after(10):
+        async with running(echo, lp(), listeners=[accepts.listener(listener)]) as info:
+            await until(lambda: not accepts.errors)
+            async with await connect("127.0.0.1", info.port, lp()) as client:
+                await roundtrip(client, b"still serving")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0] == "accept failed: BrokenResourceError()"
+    # Twelve failures 0.1 s apart: the next line comes a second after the first.
+    assert 2 <= len(warnings) <= 3
+    prefix = "accept failed: ECONNABORTED: Software caused connection abort (and "
+    assert warnings[1].startswith(prefix)
+    assert warnings[1].endswith(" times more since the last report)")
+    assert 8 <= int(warnings[1][len(prefix) :].split()[0]) <= 10
+
+
+async def test_a_connection_stalled_in_its_tls_handshake_is_shed() -> None:
+    """At the limit, one that has not finished its handshake has waited since it was
+    accepted: shed for a newcomer before a connection that has been answered since."""
+    server_ctx, client_ctx = tls_contexts()
+    with anyio.fail_after(10):
+        async with running(echo, lp(), ssl_context=server_ctx, max_connections=2) as info:
+            stalled = socket.create_connection(("127.0.0.1", info.port))
+            try:
+                await until(lambda: info.stats.connections_open == 1)
+                first = await connect(
+                    "127.0.0.1", info.port, lp(), ssl_context=client_ctx, tls_hostname="localhost"
+                )
+                async with first:
+                    await roundtrip(first, b"one")
+                    # Counted while a connection without a stream is in the table too.
+                    assert info.stats.messages_in == 1
+                    second = await connect(
+                        "127.0.0.1",
+                        info.port,
+                        lp(),
+                        ssl_context=client_ctx,
+                        tls_hostname="localhost",
+                    )
+                    async with second:
+                        await roundtrip(second, b"two")
+                        await roundtrip(first, b"one again")
+                    stalled.settimeout(5)
+                    with suppress(ConnectionResetError):
+                        assert stalled.recv(1) == b""
+                    assert info.stats.connections_shed == 1
+                    assert info.stats.connections_refused == 0
+            finally:
+                stalled.close()
+
+
+async def test_stats_count_the_errors_of_connections_still_open() -> None:
+    """A handler may survive a timeout and carry on: the error counts at once, added to those
+    of the connections already closed."""
+    gates: list[anyio.Event] = []
+
+    async def patient(stream: FramedStream[bytes]) -> None:
+        gate = anyio.Event()
+        gates.append(gate)
+        with pytest.raises(IdleTimeout):
+            await stream.receive()
+        await gate.wait()
+
+    with anyio.fail_after(10):
+        async with running(patient, lp(), idle_timeout=0.05) as info:
+            async with await connect("127.0.0.1", info.port, lp()):
+                await until(lambda: info.stats.errors != {})
+                assert info.stats.errors == {"IdleTimeout": 1}
+                assert info.stats.connections_open == 1
+                gates[0].set()
+                await until(lambda: info.stats.connections_open == 0)
+            async with await connect("127.0.0.1", info.port, lp()):
+                await until(lambda: info.stats.errors != {"IdleTimeout": 1})
+                assert info.stats.errors == {"IdleTimeout": 2}
+                assert info.stats.connections_open == 1
+                gates[1].set()
+
+
+async def test_peer_faults_inside_exception_groups_are_one_info_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler that runs tasks raises the peer's faults in (nested) groups: still the
+    peer's, one line naming each."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+
+    async def grouped(stream: FramedStream[bytes]) -> None:
+        await stream.receive()
+        raise ExceptionGroup(
+            "tasks",
+            [
+                MalformedFrame("Lines()", "bad"),
+                ExceptionGroup("inner", [FrameTooLarge("Lines()", 20, 10)]),
+            ],
+        )
+
+    with anyio.fail_after(10):
+        async with running(grouped, lp()) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as client:
+                peer = f"127.0.0.1:{client.extra(SocketAttribute.local_port)}"
+                await client.send(b"go")
+                assert await is_closed_by_server(client)
+            await until(lambda: info.stats.connections_open == 0)
+            assert info.stats.handler_errors == 0
+    lines = [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.INFO]
+    too_large = str(FrameTooLarge("Lines()", 20, 10))
+    assert [r.getMessage() for r in lines] == [
+        f"closed {peer}: MalformedFrame: Lines(): bad; FrameTooLarge: {too_large}"
+    ]
+
+
+async def test_every_handler_failure_is_counted_and_names_the_peer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+
+    async def buggy(stream: FramedStream[bytes]) -> None:
+        await stream.receive()
+        raise RuntimeError("handler bug")
+
+    peers: list[str] = []
+    with anyio.fail_after(10):
+        async with running(buggy, lp()) as info:
+            for _ in range(2):
+                async with await connect("127.0.0.1", info.port, lp()) as client:
+                    peers.append(f"127.0.0.1:{client.extra(SocketAttribute.local_port)}")
+                    await client.send(b"go")
+                    assert await is_closed_by_server(client)
+            await until(lambda: info.stats.handler_errors == 2)
+    errors = [r for r in caplog.records if r.name == LOGGER and r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [f"handler failed for {p}" for p in peers]
+
+
+async def test_a_peer_that_resets_is_one_debug_line(caplog: pytest.LogCaptureFixture) -> None:
+    """The peer going away is neither its framing fault nor the handler's bug."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER)
+    with anyio.fail_after(10):
+        async with running(echo, lp()) as info:
+            raw = await anyio.connect_tcp("127.0.0.1", info.port)
+            peer = f"127.0.0.1:{raw.extra(SocketAttribute.local_port)}"
+            async with FramedStream(raw, lp()) as client:
+                await roundtrip(client, b"hi")
+                sock = raw.extra(SocketAttribute.raw_socket)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await until(lambda: info.stats.connections_open == 0)
+            assert info.stats.handler_errors == 0
+            assert info.stats.errors == {"BrokenResourceError": 1}
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"connection {peer} lost: BrokenResourceError(")
