@@ -13,7 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import SocketAttribute, SocketListener, SocketStream
+from anyio.abc import ByteStream, Listener, SocketAttribute, SocketListener, SocketStream
 from anyio.streams.tls import TLSAttribute
 
 from framing import transport
@@ -25,7 +25,7 @@ from framing.server import ServerInfo, serve, serve_unix
 from framing.stream import FramedStream, connect, connect_unix
 from framing.transport import AsyncioSocketStream
 from tests.conftest import require_tool
-from tests.framing.transports import tls_contexts, until
+from tests.framing.transports import memory_pair, tls_contexts, until
 
 pytestmark = pytest.mark.anyio
 
@@ -968,3 +968,68 @@ async def test_a_peer_that_resets_is_one_debug_line(caplog: pytest.LogCaptureFix
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert len(lines) == 1
     assert lines[0].startswith(f"connection {peer} lost: BrokenResourceError(")
+
+
+class MemoryListener(Listener[ByteStream]):
+    """A listener of in-memory streams: no socket, no addresses."""
+
+    def __init__(self) -> None:
+        self.incoming, self.queue = anyio.create_memory_object_stream[ByteStream](1)
+
+    async def accept(self) -> ByteStream:
+        return await self.queue.receive()
+
+    async def serve(self, handler: Any, task_group: Any = None) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        self.queue.close()
+
+
+async def test_a_peer_without_an_address_is_logged_as_unknown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    listener = MemoryListener()
+    with anyio.fail_after(10):
+        async with running(echo, lp(max_size=3), listeners=[listener]) as info:
+            assert (info.addresses, info.paths) == ([], [])
+            a, b = memory_pair()
+            await listener.incoming.send(b)
+            async with FramedStream(a, lp()) as client:
+                await roundtrip(client, b"hi")
+                await client.send(b"long")
+                assert await is_closed_by_server(client)
+            await until(lambda: info.stats.connections_open == 0)
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    too_large = str(FrameTooLarge(repr(lp(max_size=3)), 4, 3))
+    assert lines == [f"closed unknown peer: FrameTooLarge: {too_large}"]
+
+
+async def test_newcomers_in_a_burst_each_shed_the_next_longest_waiting() -> None:
+    """A shed TLS connection stays in the table while it says goodbye (close_notify, up to a
+    second): newcomers arriving meanwhile shed the next longest-waiting ones, never a
+    newcomer, and none is refused."""
+    server_ctx, client_ctx = tls_contexts()
+
+    async def tls_client(port: int) -> FramedStream[bytes]:
+        return await connect(
+            "127.0.0.1", port, lp(), ssl_context=client_ctx, tls_hostname="localhost"
+        )
+
+    with anyio.fail_after(10):
+        async with running(echo, lp(), ssl_context=server_ctx, max_connections=4) as info:
+            old = [await tls_client(info.port) for _ in range(4)]
+            for client in old:
+                await roundtrip(client, b"old")
+            new = []
+            for _ in range(4):
+                new.append(await tls_client(info.port))
+                await roundtrip(new[-1], b"new")
+            assert (info.stats.connections_shed, info.stats.connections_refused) == (4, 0)
+            for client in new:
+                await roundtrip(client, b"still served")
+            for client in old:
+                assert await is_closed_by_server(client)
+            for client in old + new:
+                await client.aclose()
