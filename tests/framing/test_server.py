@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import socket
@@ -1033,3 +1034,85 @@ async def test_newcomers_in_a_burst_each_shed_the_next_longest_waiting() -> None
                 assert await is_closed_by_server(client)
             for client in old + new:
                 await client.aclose()
+
+
+def reserved_descriptors() -> list[int]:
+    """This process's descriptors open on /dev/null without being inherited by children."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        with suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{name}")
+            if target == os.devnull and fcntl.fcntl(int(name), fcntl.F_GETFD) & fcntl.FD_CLOEXEC:
+                found.append(int(name))
+    return found
+
+
+async def test_serve_holds_one_descriptor_in_reserve_while_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = reserved_descriptors()
+    with anyio.fail_after(10):
+        async with running(echo, lp()) as info:
+            assert len(reserved_descriptors()) == len(before) + 1
+            async with await connect("127.0.0.1", info.port, lp()) as client:
+                await roundtrip(client, b"served")
+        assert reserved_descriptors() == before
+
+        # With no descriptor to spare at the start, it serves all the same.
+        def no_descriptor(*args: Any, **kwargs: Any) -> int:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+        monkeypatch.setattr(os, "open", no_descriptor)
+        async with (
+            running(echo, lp()) as info,
+            await connect("127.0.0.1", info.port, lp()) as client,
+        ):
+            await roundtrip(client, b"served")
+
+
+async def test_a_tls_handshake_not_finished_in_time_is_closed() -> None:
+    server_ctx, _ = tls_contexts()
+    with anyio.fail_after(10):
+        async with running(echo, lp(), ssl_context=server_ctx, handshake_timeout=0.2) as info:
+            async with await anyio.connect_tcp("127.0.0.1", info.port) as silent:
+                started = anyio.current_time()
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await silent.receive()
+                assert anyio.current_time() - started < 5
+            await until(lambda: info.stats.connections_open == 0)
+            assert info.stats.errors == {"TLSHandshakeFailed": 1}
+
+
+@pytest.mark.parametrize("where", ["ipv6", "unix"])
+async def test_log_lines_name_the_peer_by_its_address(
+    where: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``[host]:port`` for IPv6, ``unix:(unnamed)`` for a Unix client bound to no path."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            if where == "ipv6":
+                info = await tg.start(
+                    lambda task_status: serve(
+                        echo, lp(max_size=3), host="::1", task_status=task_status
+                    )
+                )
+                client = await connect("::1", info.port, lp())
+                peer = f"[::1]:{client.extra(SocketAttribute.local_port)}"
+            else:
+                path = tmp_path / "sock"
+                info = await tg.start(
+                    lambda task_status: serve_unix(
+                        echo, lp(max_size=3), path=path, task_status=task_status
+                    )
+                )
+                client = await connect_unix(path, lp())
+                peer = "unix:(unnamed)"
+            async with client:
+                await client.send(b"long")
+                assert await is_closed_by_server(client)
+            await until(lambda: info.stats.connections_open == 0)
+            tg.cancel_scope.cancel()
+    too_large = str(FrameTooLarge(repr(lp(max_size=3)), 4, 3))
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert lines == [f"closed {peer}: FrameTooLarge: {too_large}"]

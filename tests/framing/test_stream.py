@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import random
 import socket
+import ssl
 import struct
 from typing import Any
 
@@ -9,6 +11,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from anyio.abc import ByteStream, SocketAttribute
+from anyio.streams.tls import TLSAttribute
 
 from framing import transport
 from framing.base import Framer
@@ -16,6 +19,7 @@ from framing.delimited import Lines
 from framing.errors import FrameTooLarge, IncompleteFrame, MessageTooLarge
 from framing.length import LengthPrefixed
 from framing.raw import Raw
+from framing.server import serve
 from framing.stream import (
     BufferBudget,
     BufferBudgetExceeded,
@@ -26,7 +30,7 @@ from framing.stream import (
     connect,
     connect_unix,
 )
-from tests.framing.transports import memory_pair, stream_pair, until
+from tests.framing.transports import memory_pair, stream_pair, tls_contexts, until
 
 pytestmark = pytest.mark.anyio
 
@@ -448,6 +452,22 @@ async def _send_until_stalled(stream: FramedStream[bytes], cap: int) -> int:
 def held_by_transport(stream: ByteStream) -> int:
     """Bytes read from the kernel but not yet taken by a receive (0 on trio: it reads on demand)."""
     return stream.queued if isinstance(stream, transport.AsyncioSocketStream) else 0
+
+
+async def test_buffer_budget_allows_exactly_its_limit() -> None:
+    budget = BufferBudget(5)
+    assert budget.charge(5) is False  # at the limit: not over it
+    assert budget.charge(1) is True
+    assert budget.charge(-6) is False
+    budget = BufferBudget(5)
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), buffer_budget=budget)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.send, b"\x00\x09abc")  # 5 bytes held: the whole budget
+            tg.start_soon(a.send, b"defghi")
+            assert await framed.receive() == b"abcdefghi"
+        assert budget.peak == 5
 
 
 async def test_accepted_connection_does_not_read_ahead_without_bound() -> None:
@@ -908,3 +928,100 @@ async def test_drain_of_a_connection_the_peer_just_reset_does_not_raise(ours: bo
             peer.close()  # a reset, which loopback delivers at once
             server.drain()  # no await since: the receive has not woken yet
         assert len(outcome) == 1
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_connect_passes_its_options_on(tls: bool) -> None:
+    server_ctx, client_ctx = tls_contexts()
+
+    async def echo(stream: FramedStream[bytes]) -> None:
+        async for message in stream:
+            await stream.send(message)
+
+    options: dict[str, Any] = (
+        {"ssl_context": client_ctx, "tls_hostname": "localhost"} if tls else {}
+    )
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            info = await tg.start(
+                lambda task_status: serve(
+                    echo, lp(), ssl_context=server_ctx if tls else None, task_status=task_status
+                )
+            )
+            client = await connect(
+                "127.0.0.1",
+                info.port,
+                lp(),
+                local_host="127.0.0.2",
+                receive_size=100,
+                idle_timeout=3.0,
+                message_timeout=4.0,
+                **options,
+            )
+            async with client:
+                assert client.extra(SocketAttribute.local_address)[0] == "127.0.0.2"
+                assert (client.receive_size, client.idle_timeout, client.message_timeout) == (
+                    100,
+                    3.0,
+                    4.0,
+                )
+                await client.send(b"from 127.0.0.2")
+                assert await client.receive() == b"from 127.0.0.2"
+            tg.cancel_scope.cancel()
+
+
+async def test_connect_tls_true_checks_the_default_context_against_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``tls=True`` alone: the default context (here trusting the test CA), the host name
+    checked, standard-compatible closing unless told otherwise."""
+    server_ctx, client_ctx = tls_contexts()
+    monkeypatch.setattr(ssl, "create_default_context", lambda *args, **kwargs: client_ctx)
+
+    async def echo(stream: FramedStream[bytes]) -> None:
+        async for message in stream:
+            await stream.send(message)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            info = await tg.start(
+                lambda task_status: serve(
+                    echo,
+                    lp(),
+                    host=["127.0.0.1", "::1"],
+                    ssl_context=server_ctx,
+                    task_status=task_status,
+                )
+            )
+            for compatible in (True, False):
+                client = await connect(
+                    "localhost", info.port, lp(), tls=True, tls_standard_compatible=compatible
+                )
+                async with client:
+                    assert client.extra(TLSAttribute.standard_compatible) is compatible
+                    await client.send(b"secret")
+                    assert await client.receive() == b"secret"
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await connect("127.0.0.1", info.port, lp(), tls=True, tls_hostname="example.org")
+            tg.cancel_scope.cancel()
+
+
+async def test_connect_tls_to_a_peer_that_is_not_tls_raises_and_closes() -> None:
+    _, client_ctx = tls_contexts()
+    before = len(os.listdir("/proc/self/fd"))
+    with anyio.fail_after(10):
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
+            listener = listeners.listeners[0]
+            port = listener.extra(SocketAttribute.local_port)
+
+            async def hang_up() -> None:
+                stream = await listener.accept()
+                await stream.aclose()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hang_up)
+                with pytest.raises(
+                    (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
+                ):
+                    await connect("127.0.0.1", port, lp(), ssl_context=client_ctx)
+    assert len(os.listdir("/proc/self/fd")) <= before
