@@ -56,6 +56,7 @@ async def test_receive_parses_one_message_per_call() -> None:
             assert await framed.receive() == b"one"
             # The rest stays unparsed in the framer until asked for.
             assert framed.framer.buffered == 5 + 7
+            assert framed.stats.peak_buffered == 5 + 7
             assert await framed.receive() == b"two"
             assert await framed.receive_many() == [b"three"]
 
@@ -104,7 +105,7 @@ async def test_eof_inside_message_raises_incomplete_then_broken() -> None:
                 await framed.receive()
             assert info.value.held == 6
             with pytest.raises(
-                anyio.BrokenResourceError, match="the stream broke earlier"
+                anyio.BrokenResourceError, match=r"^the stream broke earlier$"
             ) as broken:
                 await framed.receive()
             assert broken.value.__cause__ is info.value
@@ -389,6 +390,20 @@ async def test_message_timeout_restarts_with_each_message() -> None:
             assert got == messages
 
 
+async def test_message_timeout_times_each_message_split_across_reads() -> None:
+    """Each message begins with the framer empty and ends in a later read: its clock starts
+    afresh each time."""
+    with anyio.fail_after(10):
+        a, b = memory_pair()  # unbuffered: each write is one read
+        framed = FramedStream(b, lp(), message_timeout=5)
+        for body in (b"abc", b"def", b"ghi"):
+            wire = lp().encode(body)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write_chunks, a, [wire[:3], wire[3:]])
+                assert await framed.receive() == body
+            assert framed.framer.buffered == 0
+
+
 # -- the shared buffer budget ----------------------------------------------
 
 
@@ -410,7 +425,11 @@ async def test_buffer_budget_fails_only_the_stream_that_exceeds_it() -> None:
             # ...then the error: this stream would take the total over 100.
             with pytest.raises(BufferBudgetExceeded) as info:
                 await second.receive()
-            assert info.value.limit == 100
+            assert (info.value.held, info.value.total, info.value.limit) == (62, 124, 100)
+            assert str(info.value) == (
+                f"{lp()!r}: holding 62 bytes takes all connections together to 124 bytes, "
+                "over the budget of 100 bytes"
+            )
             await second.aclose()
             assert budget.held == 62
             await a1.send(b"a" * 20)
@@ -997,12 +1016,12 @@ async def test_connect_tls_true_checks_the_default_context_against_the_host(
                     task_status=task_status,
                 )
             )
-            for compatible in (True, False):
-                client = await connect(
-                    "localhost", info.port, lp(), tls=True, tls_standard_compatible=compatible
-                )
+            for compatible in (None, True, False):
+                told = {} if compatible is None else {"tls_standard_compatible": compatible}
+                client = await connect("localhost", info.port, lp(), tls=True, **told)
                 async with client:
-                    assert client.extra(TLSAttribute.standard_compatible) is compatible
+                    expected = compatible is not False  # standard-compatible by default
+                    assert client.extra(TLSAttribute.standard_compatible) is expected
                     await client.send(b"secret")
                     assert await client.receive() == b"secret"
             with pytest.raises(ssl.SSLCertVerificationError):
