@@ -4,6 +4,7 @@ import errno
 import fcntl
 import logging
 import os
+import re
 import socket
 import stat
 import struct
@@ -187,6 +188,7 @@ async def test_at_max_connections_a_newcomer_sheds_the_longest_waiting(
             await roundtrip(three, b"3")
             assert await is_closed_by_server(one)
             await roundtrip(two, b"2 again")
+            peers = [f"127.0.0.1:{c.extra(SocketAttribute.local_port)}" for c in (one, three)]
             stats = info.stats
             assert (stats.connections_shed, stats.connections_refused) == (1, 0)
             assert stats.connections_open == 2
@@ -194,8 +196,13 @@ async def test_at_max_connections_a_newcomer_sheds_the_longest_waiting(
                 await client.aclose()
     shed = [r.getMessage() for r in caplog.records if "shed" in r.getMessage()]
     assert len(shed) == 1
-    assert "waited" in shed[0]
-    assert "2 connections open, the limit" in shed[0]
+    waited = re.fullmatch(
+        rf"shed {peers[0]} \(waited (\d+\.\d) s for its next byte\) to serve {peers[1]}: "
+        r"2 connections open, the limit",
+        shed[0],
+    )
+    assert waited is not None, shed[0]
+    assert 0 <= float(waited[1]) < 5
 
 
 async def test_at_max_connections_busy_connections_are_not_shed(
@@ -209,10 +216,13 @@ async def test_at_max_connections_busy_connections_are_not_shed(
             await one.send(b"busy")
             await two.send(b"busy")
             await until(lambda: info.stats.messages_in == 2)
-            three = await connect("127.0.0.1", info.port, lp())
-            assert await is_closed_by_server(three)
-            await three.aclose()
-            assert (info.stats.connections_refused, info.stats.connections_shed) == (1, 0)
+            refused = []
+            for _ in range(2):
+                three = await connect("127.0.0.1", info.port, lp())
+                refused.append(f"127.0.0.1:{three.extra(SocketAttribute.local_port)}")
+                assert await is_closed_by_server(three)
+                await three.aclose()
+            assert (info.stats.connections_refused, info.stats.connections_shed) == (2, 0)
             # Once they wait for the peer again, they may be shed for a newcomer.
             assert [await one.receive(), await two.receive()] == [b"busy", b"busy"]
             async with await connect("127.0.0.1", info.port, lp()) as four:
@@ -220,7 +230,12 @@ async def test_at_max_connections_busy_connections_are_not_shed(
             assert info.stats.connections_shed == 1
             await one.aclose()
             await two.aclose()
-    assert any("refused" in r.getMessage() for r in caplog.records if r.name == LOGGER)
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == LOGGER and "refused" in r.getMessage()
+    ]
+    assert lines == [
+        f"refused {peer}: 2 connections open, the limit, every one busy" for peer in refused
+    ]
 
 
 async def test_a_connection_stalled_inside_a_message_is_shed_too() -> None:
@@ -236,7 +251,8 @@ async def test_a_connection_stalled_inside_a_message_is_shed_too() -> None:
             assert info.stats.connections_shed == 1
 
 
-async def test_max_connections_per_peer_address() -> None:
+async def test_max_connections_per_peer_address(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
     with anyio.fail_after(10):
         async with running(
             busy_echo, lp(), host=["127.0.0.1", "::1"], max_connections_per_peer=1
@@ -246,11 +262,66 @@ async def test_max_connections_per_peer_address() -> None:
                 await first.send(b"busy")
                 await until(lambda: info.stats.messages_in == 2)
                 async with await connect("127.0.0.1", info.port, lp()) as second:
+                    peer = f"127.0.0.1:{second.extra(SocketAttribute.local_port)}"
                     assert await is_closed_by_server(second)
                 # Another address is another peer.
                 async with await connect("::1", info.port, lp()) as other:
                     await roundtrip(other, b"v6")
             assert info.stats.connections_refused == 1
+    lines = [
+        r.getMessage() for r in caplog.records if r.name == LOGGER and "refused" in r.getMessage()
+    ]
+    assert lines == [
+        f"refused {peer}: 1 connections open from 127.0.0.1, the limit, every one busy"
+    ]
+
+
+async def test_the_limit_holds_after_connections_were_shed() -> None:
+    """Each shed connection leaves the table: the next newcomer finds it full again."""
+    with anyio.fail_after(10):
+        async with running(echo, lp(), max_connections=1) as info:
+            clients = []
+            for i in range(3):
+                clients.append(await connect("127.0.0.1", info.port, lp()))
+                await roundtrip(clients[-1], b"%d" % i)
+                await until(lambda: info.stats.connections_open == 1)
+            assert info.stats.connections_shed == 2
+            for client in clients[:2]:
+                assert await is_closed_by_server(client)
+            for client in clients:
+                await client.aclose()
+
+
+async def test_connections_still_being_shed_do_not_count_against_the_limit() -> None:
+    """A shed TLS connection may take up to a second to say goodbye (its peer does not
+    answer close_notify): meanwhile it holds no slot. A newcomer after another connection
+    left is served without shedding anyone more."""
+    server_ctx, client_ctx = tls_contexts()
+
+    async def tls_client(port: int) -> FramedStream[bytes]:
+        return await connect(
+            "127.0.0.1", port, lp(), ssl_context=client_ctx, tls_hostname="localhost"
+        )
+
+    with anyio.fail_after(10):
+        async with running(echo, lp(), ssl_context=server_ctx, max_connections=3) as info:
+            old = [await tls_client(info.port) for _ in range(3)]
+            for client in old:
+                await roundtrip(client, b"old")
+            new = []
+            for _ in range(2):  # each sheds one of the old, which then says goodbye slowly
+                new.append(await tls_client(info.port))
+                await roundtrip(new[-1], b"new")
+            assert info.stats.connections_shed == 2
+            await old[2].aclose()  # leaves at once (it sends close_notify itself)
+            await until(lambda: info.stats.connections_open < 5)
+            new.append(await tls_client(info.port))
+            await roundtrip(new[-1], b"under the limit")
+            assert (info.stats.connections_shed, info.stats.connections_refused) == (2, 0)
+            for client in new:
+                await roundtrip(client, b"all served")
+            for client in old + new:
+                await client.aclose()
 
 
 async def test_per_peer_limit_sheds_only_that_peers_connections() -> None:
