@@ -276,10 +276,15 @@ async def test_max_connections_per_peer_address(caplog: pytest.LogCaptureFixture
     ]
 
 
-async def test_the_limit_holds_after_connections_were_shed() -> None:
-    """Each shed connection leaves the table: the next newcomer finds it full again."""
+@pytest.mark.parametrize("limit", ["max_connections", "max_connections_per_peer"])
+async def test_the_limit_holds_after_connections_were_shed(
+    limit: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each shed connection leaves the table, and the newcomer takes its place, address and
+    all: the next newcomer finds the table full again, and logs name each by its peer."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
     with anyio.fail_after(10):
-        async with running(echo, lp(), max_connections=1) as info:
+        async with running(echo, lp(max_size=3), **{limit: 1}) as info:
             clients = []
             for i in range(3):
                 clients.append(await connect("127.0.0.1", info.port, lp()))
@@ -288,8 +293,15 @@ async def test_the_limit_holds_after_connections_were_shed() -> None:
             assert info.stats.connections_shed == 2
             for client in clients[:2]:
                 assert await is_closed_by_server(client)
+            last = clients[-1]
+            peer = f"127.0.0.1:{last.extra(SocketAttribute.local_port)}"
+            await last.send(b"long")
+            assert await is_closed_by_server(last)
+            await until(lambda: info.stats.connections_open == 0)
             for client in clients:
                 await client.aclose()
+    closed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("closed")]
+    assert closed == [f"closed {peer}: FrameTooLarge: {FrameTooLarge(repr(lp(max_size=3)), 4, 3)}"]
 
 
 async def test_connections_still_being_shed_do_not_count_against_the_limit() -> None:

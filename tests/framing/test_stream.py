@@ -198,6 +198,20 @@ async def test_several_messages_from_feed_eof_are_received_one_at_a_time() -> No
                 await framed.receive()
 
 
+async def test_send_bytes_counts_its_bytes_and_only_the_messages_it_is_told() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(a, lp())
+            await framed.send_bytes(b"VALUE k 0 2\r\n")  # bytes outside the framing
+            await framed.send_bytes(lp().encode(b"x") + lp().encode(b"y"), messages=2)
+            assert (framed.stats.messages_out, framed.stats.bytes_out) == (2, 13 + 6)
+            await framed.aclose()
+            received = b""
+            while len(received) < 19:
+                received += await b.receive()
+            assert received == b"VALUE k 0 2\r\n\x00\x01x\x00\x01y"
+
+
 async def test_send_of_oversize_message_sends_nothing() -> None:
     with anyio.fail_after(5):
         async with stream_pair("tcp4") as (a, b):
