@@ -620,13 +620,73 @@ async def test_tls_handshake_failure_is_counted_and_logged(
     server_ctx, _ = tls_contexts()
     with anyio.fail_after(10):
         async with running(echo, lp(), ssl_context=server_ctx) as info:
+            peers = []
             for _ in range(2):
                 async with await connect("127.0.0.1", info.port, lp()) as plain:
+                    peers.append(f"127.0.0.1:{plain.extra(SocketAttribute.local_port)}")
                     await plain.transport_stream.send(b"GET / HTTP/1.0\r\n\r\n")
                     assert await is_closed_by_server(plain)
             await until(lambda: info.stats.connections_open == 0)
             assert info.stats.errors == {"TLSHandshakeFailed": 2}
-    assert any("TLS handshake" in r.getMessage() for r in caplog.records)
+    lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert len(lines) == 2
+    for line, peer in zip(lines, peers, strict=True):
+        # The reason is the handshake's own error, by its repr.
+        assert re.fullmatch(rf"closed {peer}: TLS handshake failed: \w+\(.+\)", line), line
+
+
+@pytest.mark.parametrize("compatible", [True, False])
+async def test_tls_standard_compatible_is_passed_to_each_connection(compatible: bool) -> None:
+    server_ctx, client_ctx = tls_contexts()
+    seen: list[bool] = []
+
+    async def record(stream: FramedStream[bytes]) -> None:
+        seen.append(stream.extra(TLSAttribute.standard_compatible))
+        await echo(stream)
+
+    with anyio.fail_after(10):
+        async with running(
+            record, lp(), ssl_context=server_ctx, tls_standard_compatible=compatible
+        ) as info:
+            client = await connect(
+                "127.0.0.1",
+                info.port,
+                lp(),
+                ssl_context=client_ctx,
+                tls_hostname="localhost",
+                tls_standard_compatible=compatible,
+            )
+            async with client:
+                await roundtrip(client, b"secret")
+    assert seen == [compatible]
+
+
+async def test_a_connection_that_fails_before_its_stream_exists_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On asyncio the accepted socket is registered with the loop first; if that fails (the
+    peer already gone), the socket is closed and the server carries on."""
+    real = transport.wrap_accepted_socket
+    failures = [OSError(errno.ECONNRESET, os.strerror(errno.ECONNRESET))]
+
+    async def wrap_accepted_socket(sock: socket.socket) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(sock)
+
+    monkeypatch.setattr(transport, "wrap_accepted_socket", wrap_accepted_socket)
+    with anyio.fail_after(10):
+        async with running(echo, lp()) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as first:
+                if transport.asyncio_loop() is not None:
+                    assert await is_closed_by_server(first)
+                    assert not failures
+                else:
+                    await roundtrip(first, b"anyio's own streams")
+            await until(lambda: info.stats.connections_open == 0)
+            async with await connect("127.0.0.1", info.port, lp()) as second:
+                await roundtrip(second, b"served")
+            assert info.stats.handler_errors == 0
 
 
 async def test_serve_unix(tmp_path: Path) -> None:
