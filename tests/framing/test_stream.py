@@ -104,6 +104,7 @@ async def test_eof_inside_message_raises_incomplete_then_broken() -> None:
             with pytest.raises(IncompleteFrame) as info:
                 await framed.receive()
             assert info.value.held == 6
+            assert info.value.messages == []
             with pytest.raises(
                 anyio.BrokenResourceError, match=r"^the stream broke earlier$"
             ) as broken:
@@ -304,8 +305,10 @@ async def test_idle_timeout_fires_with_part_of_a_message_held(
                 with pytest.raises(IdleTimeout) as info:
                     await framed.receive()
             assert 0.2 <= anyio.current_time() - started < 2
-            assert info.value.held == 1
-            assert "1 bytes of an unfinished message held" in str(info.value)
+            assert (info.value.held, info.value.timeout) == (1, 0.2)
+            assert str(info.value) == (
+                "no byte arrived within 0.2 s (1 bytes of an unfinished message held)"
+            )
 
 
 async def test_idle_timeout_waits_on_while_a_send_is_in_progress() -> None:
@@ -381,7 +384,38 @@ async def test_message_timeout_cuts_a_trickling_peer() -> None:
                 with pytest.raises(MessageTimeout) as info:
                     await framed.receive()
                 assert 0 < info.value.held < len(encoded)
+                assert info.value.timeout == 0.3
+                assert str(info.value) == (
+                    f"a message was not finished within 0.3 s ({info.value.held} bytes of it held)"
+                )
                 tg.cancel_scope.cancel()
+
+
+async def test_message_timeout_alone_on_a_drainable_socket() -> None:
+    """A server's stream (drainable, on a socket) with only message_timeout set still times a
+    begun message."""
+    with anyio.fail_after(10):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(), message_timeout=0.2, drainable=True)
+            await a.send(b"\x00")
+            with pytest.raises(MessageTimeout):
+                await framed.receive()
+
+
+async def test_drain_after_part_of_a_message_was_read_lets_it_finish() -> None:
+    """Drained between receives with part of the next message held: the next receive
+    finishes that message, and only the one after ends the stream."""
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), drainable=True)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_chunks, a, [lp().encode(b"one") + b"\x00\x03t", b"wo"])
+            assert await framed.receive() == b"one"
+            assert framed.framer.buffered == 3
+            framed.drain()
+            assert await framed.receive() == b"two"
+        with pytest.raises(anyio.EndOfStream):
+            await framed.receive()
 
 
 async def test_message_timeout_restarts_with_each_message() -> None:
@@ -493,7 +527,11 @@ async def write_chunks(stream: ByteStream, chunks: list[bytes]) -> None:
 
 
 async def test_buffer_budget_allows_exactly_its_limit() -> None:
+    with pytest.raises(ValueError, match=r"^limit must be at least 1, not 0$"):
+        BufferBudget(0)
+    assert BufferBudget(1).limit == 1
     budget = BufferBudget(5)
+    assert (budget.held, budget.peak) == (0, 0)
     assert budget.charge(5) is False  # at the limit: not over it
     assert budget.charge(1) is True
     assert budget.charge(-6) is False
@@ -1062,3 +1100,18 @@ async def test_connect_tls_to_a_peer_that_is_not_tls_raises_and_closes() -> None
                 ):
                     await connect("127.0.0.1", port, lp(), ssl_context=client_ctx)
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+async def test_a_send_cancelled_while_waiting_its_turn_gives_it_up() -> None:
+    with anyio.fail_after(5):
+        a, b = memory_pair()  # unbuffered: a send waits for the reader
+        framed = FramedStream(a, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(framed.send, b"first")
+            await anyio.wait_all_tasks_blocked()
+            with anyio.move_on_after(0.05):
+                await framed.send(b"never")  # waits for its turn, then gives up
+            assert await b.receive() == lp().encode(b"first")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(framed.send, b"third")
+            assert await b.receive() == lp().encode(b"third")
