@@ -1102,6 +1102,26 @@ async def test_connect_tls_to_a_peer_that_is_not_tls_raises_and_closes() -> None
     assert len(os.listdir("/proc/self/fd")) <= before
 
 
+async def test_a_closed_stream_gives_its_budget_back_once_and_cannot_switch_framer() -> None:
+    """After aclose every call raises ClosedResourceError, switch_framer too (it used to move
+    the closed framer's bytes to the new one and charge them to the budget again)."""
+    budget = BufferBudget(100)
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), buffer_budget=budget)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.send, b"\x00\x09abc")
+            with anyio.move_on_after(0.2):
+                await framed.receive()  # holds the 5 bytes, waits for the rest
+        assert budget.held == 5
+        await framed.aclose()
+        assert budget.held == 0
+        with pytest.raises(anyio.ClosedResourceError):
+            framed.switch_framer(lp())
+        await framed.aclose()
+        assert budget.held == 0
+
+
 async def test_a_send_cancelled_while_waiting_its_turn_gives_it_up() -> None:
     with anyio.fail_after(5):
         a, b = memory_pair()  # unbuffered: a send waits for the reader
