@@ -166,6 +166,9 @@ class CommasAtEof:
 
     def feed_eof(self) -> list[bytes]:
         held, self.held = self.held, b""
+        if held.endswith(b"!"):  # a last message cut off: the ones before it come with the error
+            *whole, cut = held.split(b",")
+            raise IncompleteFrame(repr(self), len(cut), messages=whole)
         return held.split(b",") if held else []
 
     def encode(self, message: bytes) -> bytes:
@@ -211,6 +214,20 @@ async def test_send_bytes_counts_its_bytes_and_only_the_messages_it_is_told() ->
             while len(received) < 19:
                 received += await b.receive()
             assert received == b"VALUE k 0 2\r\n\x00\x01x\x00\x01y"
+
+
+async def test_messages_before_an_incomplete_end_are_received_one_at_a_time() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, CommasAtEof())
+            await a.send(b"one,two,thr!")
+            await a.send_eof()
+            assert await framed.receive() == b"one"
+            assert await framed.receive() == b"two"
+            with pytest.raises(IncompleteFrame) as info:
+                await framed.receive()
+            assert (info.value.held, info.value.messages) == (4, [])
+            assert framed.stats.messages_in == 2
 
 
 async def test_send_of_oversize_message_sends_nothing() -> None:
