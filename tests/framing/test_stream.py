@@ -469,6 +469,41 @@ async def test_message_timeout_times_each_message_split_across_reads() -> None:
             assert framed.framer.buffered == 0
 
 
+async def test_message_timeout_counts_from_the_first_byte_not_the_next_receive() -> None:
+    """One read brings a whole message and the start of the next: the next one's clock starts
+    then, and time the caller spends before receiving again counts against it."""
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), message_timeout=0.3)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.send, lp().encode(b"one") + b"\x00\x03t")
+            assert await framed.receive() == b"one"
+        await anyio.sleep(0.4)  # busy with "one"; "two" began 0.4 s ago
+        started = anyio.current_time()
+        with pytest.raises(MessageTimeout):
+            await framed.receive()
+        assert anyio.current_time() - started < 0.2
+
+
+async def test_message_timeout_does_not_count_the_wait_between_messages() -> None:
+    """After a message ends with nothing held, the clock waits for the next message's first
+    byte."""
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), message_timeout=0.3)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.send, lp().encode(b"one"))
+            assert await framed.receive() == b"one"
+
+        async def later() -> None:
+            await anyio.sleep(0.4)  # longer than message_timeout, between messages
+            await write_chunks(a, [b"\x00\x03t", b"wo"])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(later)
+            assert await framed.receive() == b"two"
+
+
 # -- the shared buffer budget ----------------------------------------------
 
 
