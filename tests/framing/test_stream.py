@@ -504,6 +504,36 @@ async def test_message_timeout_does_not_count_the_wait_between_messages() -> Non
             assert await framed.receive() == b"two"
 
 
+async def test_waiting_since_is_none_once_a_receive_has_given_up() -> None:
+    """A receive that timed out or was cancelled no longer waits: the stream is not one a
+    server would shed as waiting longest."""
+    with anyio.fail_after(5):
+        _, b = memory_pair()
+        framed = FramedStream(b, lp(), idle_timeout=0.05)
+        with pytest.raises(IdleTimeout):
+            await framed.receive()
+        assert framed.waiting_since is None
+        with anyio.move_on_after(0.01):
+            await framed.receive()
+        assert framed.waiting_since is None
+
+
+async def test_the_budget_is_given_back_when_the_end_of_stream_delivers_the_rest() -> None:
+    budget = BufferBudget(100)
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, Lines(on_eof="deliver"), buffer_budget=budget)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_then_end, a, b"unterminated")
+            assert await framed.receive() == b"unterminated"
+        assert budget.held == 0  # before aclose
+
+
+async def write_then_end(stream: ByteStream, data: bytes) -> None:
+    await stream.send(data)
+    await stream.send_eof()
+
+
 # -- the shared buffer budget ----------------------------------------------
 
 
