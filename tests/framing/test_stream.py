@@ -74,6 +74,15 @@ async def test_receive_many_returns_everything_one_read_completed() -> None:
             assert framed.stats.messages_in == len(messages)
 
 
+async def test_a_receive_size_of_one_reads_a_byte_at_a_time() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(), receive_size=1)
+            await a.send(lp().encode(b"hello"))
+            assert await framed.receive() == b"hello"
+            assert framed.stats.bytes_in == 7
+
+
 async def test_receive_waits_across_reads_for_a_split_message() -> None:
     with anyio.fail_after(5):
         a, b = memory_pair()
