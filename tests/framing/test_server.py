@@ -304,6 +304,45 @@ async def test_the_limit_holds_after_connections_were_shed(
     assert closed == [f"closed {peer}: FrameTooLarge: {FrameTooLarge(repr(lp(max_size=3)), 4, 3)}"]
 
 
+async def test_after_shedding_a_departure_frees_a_slot() -> None:
+    """Once the shed connection has gone, the table counts what is open: a connection that
+    leaves then frees a slot, and the next newcomer is served without shedding."""
+    with anyio.fail_after(10):
+        async with running(echo, lp(), max_connections=2) as info:
+            one = await connect("127.0.0.1", info.port, lp())
+            two = await connect("127.0.0.1", info.port, lp())
+            for client in (one, two):
+                await roundtrip(client, b"idle next")
+            three = await connect("127.0.0.1", info.port, lp())  # sheds one
+            await roundtrip(three, b"three")
+            assert await is_closed_by_server(one)
+            await until(lambda: info.stats.connections_open == 2)
+            await two.aclose()
+            await until(lambda: info.stats.connections_open == 1)
+            async with await connect("127.0.0.1", info.port, lp()) as four:
+                await roundtrip(four, b"four")
+                await roundtrip(three, b"three again")
+            assert info.stats.connections_shed == 1
+            await one.aclose()
+            await three.aclose()
+
+
+async def test_serve_gives_each_connection_its_receive_size() -> None:
+    sizes: list[int] = []
+
+    async def record(stream: FramedStream[bytes]) -> None:
+        sizes.append(stream.receive_size)
+        await echo(stream)
+
+    with anyio.fail_after(10):
+        async with (
+            running(record, lp(), receive_size=1000) as info,
+            await connect("127.0.0.1", info.port, lp()) as client,
+        ):
+            await roundtrip(client, b"sized")
+    assert sizes == [1000]
+
+
 async def test_connections_still_being_shed_do_not_count_against_the_limit() -> None:
     """A shed TLS connection may take up to a second to say goodbye (its peer does not
     answer close_notify): meanwhile it holds no slot. A newcomer after another connection
