@@ -1026,6 +1026,29 @@ async def test_drain_wakes_a_receive_waiting_between_messages(kind: str) -> None
             assert ended == ["ended"]
 
 
+@pytest.mark.parametrize("kind", ["tcp4", "framing-tcp4"])
+async def test_drain_without_drainable_ends_receiving_when_the_receive_returns(kind: str) -> None:
+    """A stream not made drainable leaves a waiting receive alone: it returns its message,
+    and the next receive ends the stream."""
+    with anyio.fail_after(10):
+        async with stream_pair(kind) as (a, b):
+            framed = FramedStream(b, lp())
+            got: list[bytes] = []
+
+            async def receive() -> None:
+                got.append(await framed.receive())
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive)
+                await anyio.wait_all_tasks_blocked()
+                framed.drain()
+                await anyio.sleep(0.05)
+                await a.send(lp().encode(b"late"))
+            assert got == [b"late"]
+            with pytest.raises(anyio.EndOfStream):
+                await framed.receive()
+
+
 @pytest.mark.parametrize("kind", ["tcp4", "unix", "tls", "memory", "framing-tcp4", "framing-unix"])
 async def test_drain_lets_a_receive_inside_a_message_finish_it(kind: str) -> None:
     data = lp().encode(b"hello")
