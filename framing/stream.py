@@ -637,10 +637,13 @@ class FramedStream(ObjectStream[T], Generic[T]):
         buffer budget carry on.
 
         Raises:
+            anyio.ClosedResourceError: this stream was closed.
             anyio.BusyResourceError: a receive is in progress.
             RuntimeError: messages parsed by the old framer are still undelivered
                 (only after an end of stream or an error).
         """
+        if self._is_closed:
+            raise ClosedResourceError
         with self._receiving:
             if self._pending:
                 raise RuntimeError("messages parsed by the old framer are still undelivered")

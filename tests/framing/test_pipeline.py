@@ -6,6 +6,7 @@ function inline (answers in order, one write per read).
 
 from __future__ import annotations
 
+import inspect
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -517,16 +518,25 @@ async def test_the_way_is_chosen_from_respond(kind: str) -> None:
 
 
 async def test_a_plain_callable_returning_awaitables_is_refused_unless_inline_false() -> None:
+    made: list[Awaitable[bytes]] = []
+
     def respond(request: bytes) -> Awaitable[bytes]:
-        return upper(request)  # a coroutine, from a plain function
+        made.append(upper(request))  # a coroutine, from a plain function
+        return made[-1]
 
     with anyio.fail_after(10):
         a, b = memory_pair()
         client = FramedStream(a, lp())
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.send, b"x")
-            with pytest.raises(TypeError, match="inline=False"):
+            with pytest.raises(TypeError) as info:
                 await serve_pipelined(FramedStream(b, lp()), respond)
+        assert str(info.value) == (
+            f"{respond!r} returned an awaitable, but is not a coroutine function: "
+            "pass inline=False to serve_pipelined to have it awaited"
+        )
+        # Closed at once, never to be awaited (no "never awaited" warning later).
+        assert [inspect.getcoroutinestate(c) for c in made] == [inspect.CORO_CLOSED]  # type: ignore[arg-type]
         a, b = memory_pair()
         client = FramedStream(a, lp())
         async with anyio.create_task_group() as tg:
@@ -558,3 +568,108 @@ async def test_serve_with_a_pipelining_handler_either_way(
                     if respond is upper_now:
                         assert got == [r.upper() for r in requests]  # inline: in order
             tg.cancel_scope.cancel()
+
+
+async def test_max_in_flight_of_one_answers_one_request_at_a_time() -> None:
+    running = 0
+    most = 0
+
+    async def respond(request: bytes) -> bytes:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await anyio.sleep(0.01)
+        running -= 1
+        return request
+
+    with anyio.fail_after(10):
+        a, b = memory_pair()
+        client = FramedStream(a, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: serve_pipelined(FramedStream(b, lp()), respond, max_in_flight=1))
+            await client.send_many([b"%d" % i for i in range(5)])
+            got = [await client.receive() for _ in range(5)]
+            await client.send_eof()
+        assert sorted(got) == [b"%d" % i for i in range(5)]
+        assert most == 1
+
+
+async def test_peer_gone_while_answers_are_written_drops_them_and_returns() -> None:
+    """The writer's send fails (the peer left without reading): answers are dropped, the
+    requests in flight cancelled, and serve_pipelined returns normally, the stream idle."""
+    with anyio.fail_after(10):
+        a, b = memory_pair()  # unbuffered: the server's write waits for a reader
+        server = FramedStream(b, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve_pipelined, server, upper)
+            await FramedStream(a, lp()).send_many([b"a", b"b", b"c"])
+            await anyio.wait_all_tasks_blocked()  # the writer waits to write 3 answers
+            await a.aclose()
+        assert server.stats.messages_dropped == 3
+        assert server.stats.messages_out == 0
+        assert server.work_in_flight == 0
+        assert server.waiting_since is None
+
+
+async def test_inline_answers_are_written_once_they_reach_inline_flush_size() -> None:
+    """A write goes out as soon as the answers held reach INLINE_FLUSH_SIZE bytes, not before,
+    and counting starts again from nothing after each write."""
+    framer = LengthPrefixed(4)
+
+    def sized(request: bytes) -> bytes:
+        return b"a" * int(request)  # the request names its answer's body size
+
+    with anyio.fail_after(10):
+        a, b = memory_pair()  # one chunk read is one write of the server's
+        client = FramedStream(a, LengthPrefixed(4))
+        writes: list[int] = []
+        answers: list[bytes] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve_pipelined, FramedStream(b, LengthPrefixed(4)), sized)
+            # One byte short of the bound, then more: one write of both.
+            await client.send_many([b"%d" % (INLINE_FLUSH_SIZE - 5), b"1"])
+            while len(answers) < 2:
+                chunk = await a.receive(1 << 20)
+                writes.append(len(chunk))
+                answers.extend(framer.feed(chunk))
+            # Exactly the bound: written at once; then one short of it again, then more.
+            await client.send_many(
+                [b"%d" % (INLINE_FLUSH_SIZE - 4), b"%d" % (INLINE_FLUSH_SIZE - 5), b"1"]
+            )
+            while len(answers) < 5:
+                chunk = await a.receive(1 << 20)
+                writes.append(len(chunk))
+                answers.extend(framer.feed(chunk))
+            await a.send_eof()
+        assert writes == [INLINE_FLUSH_SIZE + 4, INLINE_FLUSH_SIZE, INLINE_FLUSH_SIZE + 4]
+        assert [len(m) for m in answers] == [
+            INLINE_FLUSH_SIZE - 5,
+            1,
+            INLINE_FLUSH_SIZE - 4,
+            INLINE_FLUSH_SIZE - 5,
+            1,
+        ]
+
+
+async def test_inline_answers_nothing_more_once_a_write_has_failed() -> None:
+    """A flush that finds the peer gone ends the connection: the requests of that read not
+    yet answered are not answered, and each is counted dropped, answerless or not."""
+    calls: list[bytes] = []
+
+    def respond(request: bytes) -> bytes | None:
+        calls.append(request)
+        if request == b"big":
+            return b"x" * INLINE_FLUSH_SIZE
+        return None if request == b"quiet" else request
+
+    with anyio.fail_after(10):
+        a, b = memory_pair()  # unbuffered: the server's write waits for a reader
+        server = FramedStream(b, LengthPrefixed(4))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve_pipelined, server, respond)
+            await FramedStream(a, LengthPrefixed(4)).send_many([b"big", b"quiet", b"small"])
+            await anyio.wait_all_tasks_blocked()  # the flush of the big answer waits
+            await a.aclose()
+        assert calls == [b"big"]
+        assert server.stats.messages_dropped == 3
+        assert server.stats.messages_out == 0

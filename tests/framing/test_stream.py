@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import random
 import socket
+import ssl
 import struct
 import time
 from typing import Any
@@ -10,6 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 from anyio.abc import ByteStream, SocketAttribute
+from anyio.streams.tls import TLSAttribute
 
 from framing import transport
 from framing.base import Framer
@@ -17,6 +20,7 @@ from framing.delimited import Lines
 from framing.errors import FrameTooLarge, IncompleteFrame, MessageTooLarge
 from framing.length import LengthPrefixed
 from framing.raw import Raw
+from framing.server import serve
 from framing.stream import (
     BufferBudget,
     BufferBudgetExceeded,
@@ -27,7 +31,7 @@ from framing.stream import (
     connect,
     connect_unix,
 )
-from tests.framing.transports import memory_pair, stream_pair, until
+from tests.framing.transports import memory_pair, stream_pair, tls_contexts, until
 
 pytestmark = pytest.mark.anyio
 
@@ -53,6 +57,7 @@ async def test_receive_parses_one_message_per_call() -> None:
             assert await framed.receive() == b"one"
             # The rest stays unparsed in the framer until asked for.
             assert framed.framer.buffered == 5 + 7
+            assert framed.stats.peak_buffered == 5 + 7
             assert await framed.receive() == b"two"
             assert await framed.receive_many() == [b"three"]
 
@@ -68,6 +73,15 @@ async def test_receive_many_returns_everything_one_read_completed() -> None:
                 got.extend(await framed.receive_many())
             assert got == messages
             assert framed.stats.messages_in == len(messages)
+
+
+async def test_a_receive_size_of_one_reads_a_byte_at_a_time() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(), receive_size=1)
+            await a.send(lp().encode(b"hello"))
+            assert await framed.receive() == b"hello"
+            assert framed.stats.bytes_in == 7
 
 
 async def test_receive_waits_across_reads_for_a_split_message() -> None:
@@ -100,8 +114,12 @@ async def test_eof_inside_message_raises_incomplete_then_broken() -> None:
             with pytest.raises(IncompleteFrame) as info:
                 await framed.receive()
             assert info.value.held == 6
-            with pytest.raises(anyio.BrokenResourceError):
+            assert info.value.messages == []
+            with pytest.raises(
+                anyio.BrokenResourceError, match=r"^the stream broke earlier$"
+            ) as broken:
                 await framed.receive()
+            assert broken.value.__cause__ is info.value
             assert framed.stats.errors == {"IncompleteFrame": 1}
 
 
@@ -137,6 +155,89 @@ async def test_feed_eof_messages_are_delivered_one_at_a_time() -> None:
             await a.send(b"unterminated")
             await a.send_eof()
             assert [m async for m in framed] == [b"unterminated"]
+
+
+class CommasAtEof:
+    """A framer that holds every byte and, at the end of the stream, delivers them cut at
+    commas: several messages from one ``feed_eof``, as the Framer protocol allows."""
+
+    max_size = 1024
+
+    def __init__(self) -> None:
+        self.held = b""
+
+    @property
+    def buffered(self) -> int:
+        return len(self.held)
+
+    def feed(self, data: bytes = b"", *, limit: int | None = None) -> list[bytes]:
+        self.held += bytes(data)
+        return []
+
+    def feed_eof(self) -> list[bytes]:
+        held, self.held = self.held, b""
+        if held.endswith(b"!"):  # a last message cut off: the ones before it come with the error
+            *whole, cut = held.split(b",")
+            raise IncompleteFrame(repr(self), len(cut), messages=whole)
+        return held.split(b",") if held else []
+
+    def encode(self, message: bytes) -> bytes:
+        return message + b","
+
+    def detach(self) -> bytes:
+        held, self.held = self.held, b""
+        return held
+
+    def clone(self) -> CommasAtEof:
+        return CommasAtEof()
+
+
+async def test_several_messages_from_feed_eof_are_received_one_at_a_time() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, CommasAtEof())
+            await a.send(b"one,two,three")
+            await a.send_eof()
+            assert await framed.receive() == b"one"
+            assert framed.stats.messages_in == 1
+            # The old framer's messages are still to come: no switching now.
+            with pytest.raises(
+                RuntimeError, match=r"^messages parsed by the old framer are still undelivered$"
+            ):
+                framed.switch_framer(lp())
+            assert await framed.receive() == b"two"
+            assert await framed.receive_many() == [b"three"]
+            assert framed.stats.messages_in == 3
+            with pytest.raises(anyio.EndOfStream):
+                await framed.receive()
+
+
+async def test_send_bytes_counts_its_bytes_and_only_the_messages_it_is_told() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(a, lp())
+            await framed.send_bytes(b"VALUE k 0 2\r\n")  # bytes outside the framing
+            await framed.send_bytes(lp().encode(b"x") + lp().encode(b"y"), messages=2)
+            assert (framed.stats.messages_out, framed.stats.bytes_out) == (2, 13 + 6)
+            await framed.aclose()
+            received = b""
+            while len(received) < 19:
+                received += await b.receive()
+            assert received == b"VALUE k 0 2\r\n\x00\x01x\x00\x01y"
+
+
+async def test_messages_before_an_incomplete_end_are_received_one_at_a_time() -> None:
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, CommasAtEof())
+            await a.send(b"one,two,thr!")
+            await a.send_eof()
+            assert await framed.receive() == b"one"
+            assert await framed.receive() == b"two"
+            with pytest.raises(IncompleteFrame) as info:
+                await framed.receive()
+            assert (info.value.held, info.value.messages) == (4, [])
+            assert framed.stats.messages_in == 2
 
 
 async def test_send_of_oversize_message_sends_nothing() -> None:
@@ -210,6 +311,9 @@ async def test_idle_timeout_raises_and_stream_stays_usable() -> None:
             await a.send(lp().encode(b"late"))
             assert await framed.receive() == b"late"
             assert framed.stats.errors == {"IdleTimeout": 1}
+            with pytest.raises(IdleTimeout):
+                await framed.receive()
+            assert framed.stats.errors == {"IdleTimeout": 2}
 
 
 @pytest.mark.parametrize("framer", [lp(), Lines()], ids=["length", "lines"])
@@ -228,8 +332,10 @@ async def test_idle_timeout_fires_with_part_of_a_message_held(
                 with pytest.raises(IdleTimeout) as info:
                     await framed.receive()
             assert 0.2 <= anyio.current_time() - started < 2
-            assert info.value.held == 1
-            assert "1 bytes of an unfinished message held" in str(info.value)
+            assert (info.value.held, info.value.timeout) == (1, 0.2)
+            assert str(info.value) == (
+                "no byte arrived within 0.2 s (1 bytes of an unfinished message held)"
+            )
 
 
 async def test_idle_timeout_waits_on_while_a_send_is_in_progress() -> None:
@@ -305,7 +411,38 @@ async def test_message_timeout_cuts_a_trickling_peer() -> None:
                 with pytest.raises(MessageTimeout) as info:
                     await framed.receive()
                 assert 0 < info.value.held < len(encoded)
+                assert info.value.timeout == 0.3
+                assert str(info.value) == (
+                    f"a message was not finished within 0.3 s ({info.value.held} bytes of it held)"
+                )
                 tg.cancel_scope.cancel()
+
+
+async def test_message_timeout_alone_on_a_drainable_socket() -> None:
+    """A server's stream (drainable, on a socket) with only message_timeout set still times a
+    begun message."""
+    with anyio.fail_after(10):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(b, lp(), message_timeout=0.2, drainable=True)
+            await a.send(b"\x00")
+            with pytest.raises(MessageTimeout):
+                await framed.receive()
+
+
+async def test_drain_after_part_of_a_message_was_read_lets_it_finish() -> None:
+    """Drained between receives with part of the next message held: the next receive
+    finishes that message, and only the one after ends the stream."""
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), drainable=True)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_chunks, a, [lp().encode(b"one") + b"\x00\x03t", b"wo"])
+            assert await framed.receive() == b"one"
+            assert framed.framer.buffered == 3
+            framed.drain()
+            assert await framed.receive() == b"two"
+        with pytest.raises(anyio.EndOfStream):
+            await framed.receive()
 
 
 async def test_message_timeout_restarts_with_each_message() -> None:
@@ -326,6 +463,85 @@ async def test_message_timeout_restarts_with_each_message() -> None:
                 tg.start_soon(write)
                 got = [await framed.receive() for _ in messages]
             assert got == messages
+
+
+async def test_message_timeout_times_each_message_split_across_reads() -> None:
+    """Each message begins with the framer empty and ends in a later read: its clock starts
+    afresh each time."""
+    with anyio.fail_after(10):
+        a, b = memory_pair()  # unbuffered: each write is one read
+        framed = FramedStream(b, lp(), message_timeout=5)
+        for body in (b"abc", b"def", b"ghi"):
+            wire = lp().encode(body)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write_chunks, a, [wire[:3], wire[3:]])
+                assert await framed.receive() == body
+            assert framed.framer.buffered == 0
+
+
+async def test_message_timeout_counts_from_the_first_byte_not_the_next_receive() -> None:
+    """One read brings a whole message and the start of the next: the next one's clock starts
+    then, and time the caller spends before receiving again counts against it."""
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), message_timeout=0.3)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.send, lp().encode(b"one") + b"\x00\x03t")
+            assert await framed.receive() == b"one"
+        await anyio.sleep(0.4)  # busy with "one"; "two" began 0.4 s ago
+        started = anyio.current_time()
+        with pytest.raises(MessageTimeout):
+            await framed.receive()
+        assert anyio.current_time() - started < 0.2
+
+
+async def test_message_timeout_does_not_count_the_wait_between_messages() -> None:
+    """After a message ends with nothing held, the clock waits for the next message's first
+    byte."""
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), message_timeout=0.3)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.send, lp().encode(b"one"))
+            assert await framed.receive() == b"one"
+
+        async def later() -> None:
+            await anyio.sleep(0.4)  # longer than message_timeout, between messages
+            await write_chunks(a, [b"\x00\x03t", b"wo"])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(later)
+            assert await framed.receive() == b"two"
+
+
+async def test_waiting_since_is_none_once_a_receive_has_given_up() -> None:
+    """A receive that timed out or was cancelled no longer waits: the stream is not one a
+    server would shed as waiting longest."""
+    with anyio.fail_after(5):
+        _, b = memory_pair()
+        framed = FramedStream(b, lp(), idle_timeout=0.05)
+        with pytest.raises(IdleTimeout):
+            await framed.receive()
+        assert framed.waiting_since is None
+        with anyio.move_on_after(0.01):
+            await framed.receive()
+        assert framed.waiting_since is None
+
+
+async def test_the_budget_is_given_back_when_the_end_of_stream_delivers_the_rest() -> None:
+    budget = BufferBudget(100)
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, Lines(on_eof="deliver"), buffer_budget=budget)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_then_end, a, b"unterminated")
+            assert await framed.receive() == b"unterminated"
+        assert budget.held == 0  # before aclose
+
+
+async def write_then_end(stream: ByteStream, data: bytes) -> None:
+    await stream.send(data)
+    await stream.send_eof()
 
 
 # -- the shared buffer budget ----------------------------------------------
@@ -349,7 +565,11 @@ async def test_buffer_budget_fails_only_the_stream_that_exceeds_it() -> None:
             # ...then the error: this stream would take the total over 100.
             with pytest.raises(BufferBudgetExceeded) as info:
                 await second.receive()
-            assert info.value.limit == 100
+            assert (info.value.held, info.value.total, info.value.limit) == (62, 124, 100)
+            assert str(info.value) == (
+                f"{lp()!r}: holding 62 bytes takes all connections together to 124 bytes, "
+                "over the budget of 100 bytes"
+            )
             await second.aclose()
             assert budget.held == 62
             await a1.send(b"a" * 20)
@@ -391,6 +611,30 @@ async def _send_until_stalled(stream: FramedStream[bytes], cap: int) -> int:
 def held_by_transport(stream: ByteStream) -> int:
     """Bytes read from the kernel but not yet taken by a receive (0 on trio: it reads on demand)."""
     return stream.queued if isinstance(stream, transport.AsyncioSocketStream) else 0
+
+
+async def write_chunks(stream: ByteStream, chunks: list[bytes]) -> None:
+    for chunk in chunks:
+        await stream.send(chunk)
+
+
+async def test_buffer_budget_allows_exactly_its_limit() -> None:
+    with pytest.raises(ValueError, match=r"^limit must be at least 1, not 0$"):
+        BufferBudget(0)
+    assert BufferBudget(1).limit == 1
+    budget = BufferBudget(5)
+    assert (budget.held, budget.peak) == (0, 0)
+    assert budget.charge(5) is False  # at the limit: not over it
+    assert budget.charge(1) is True
+    assert budget.charge(-6) is False
+    budget = BufferBudget(5)
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), buffer_budget=budget)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write_chunks, a, [b"\x00\x09abc", b"defghi"])  # 5 bytes held: all of it
+            assert await framed.receive() == b"abcdefghi"
+        assert budget.peak == 5
 
 
 async def test_accepted_connection_does_not_read_ahead_without_bound() -> None:
@@ -730,7 +974,14 @@ async def test_connect_unix(tmp_path: Any) -> None:
     path = tmp_path / "sock"
     with anyio.fail_after(5):
         async with await anyio.create_unix_listener(path) as listener:
-            client = await connect_unix(path, lp())
+            client = await connect_unix(
+                path, lp(), receive_size=100, idle_timeout=3.0, message_timeout=4.0
+            )
+            assert (client.receive_size, client.idle_timeout, client.message_timeout) == (
+                100,
+                3.0,
+                4.0,
+            )
             async with client, FramedStream(await listener.accept(), lp()) as server:
                 await client.send(b"over unix")
                 assert await server.receive() == b"over unix"
@@ -776,6 +1027,29 @@ async def test_drain_wakes_a_receive_waiting_between_messages(kind: str) -> None
             assert ended == ["ended"]
 
 
+@pytest.mark.parametrize("kind", ["tcp4", "framing-tcp4"])
+async def test_drain_without_drainable_ends_receiving_when_the_receive_returns(kind: str) -> None:
+    """A stream not made drainable leaves a waiting receive alone: it returns its message,
+    and the next receive ends the stream."""
+    with anyio.fail_after(10):
+        async with stream_pair(kind) as (a, b):
+            framed = FramedStream(b, lp())
+            got: list[bytes] = []
+
+            async def receive() -> None:
+                got.append(await framed.receive())
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive)
+                await anyio.wait_all_tasks_blocked()
+                framed.drain()
+                await anyio.sleep(0.05)
+                await a.send(lp().encode(b"late"))
+            assert got == [b"late"]
+            with pytest.raises(anyio.EndOfStream):
+                await framed.receive()
+
+
 @pytest.mark.parametrize("kind", ["tcp4", "unix", "tls", "memory", "framing-tcp4", "framing-unix"])
 async def test_drain_lets_a_receive_inside_a_message_finish_it(kind: str) -> None:
     data = lp().encode(b"hello")
@@ -815,3 +1089,164 @@ async def test_drain_shuts_a_socket_down_only_while_a_receive_waits() -> None:
                 dup.recv(1, socket.MSG_DONTWAIT)
             with pytest.raises(anyio.EndOfStream):
                 await server.receive()
+
+
+@pytest.mark.parametrize("ours", [False, True], ids=["anyio", "framing"])
+async def test_drain_of_a_connection_the_peer_just_reset_does_not_raise(ours: bool) -> None:
+    """The peer's reset leaves the socket unable to shut down (ENOTCONN): a drain that comes
+    before the waiting receive has seen the reset still does not raise."""
+    with anyio.fail_after(10), socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        if ours and transport.asyncio_loop() is not None:
+            b: ByteStream = await transport.connect_tcp("127.0.0.1", port)
+        else:
+            b = await anyio.connect_tcp("127.0.0.1", port)
+        peer, _ = listening.accept()
+        server = FramedStream(b, lp(), drainable=True)
+        outcome: list[type[BaseException]] = []
+
+        async def receive() -> None:
+            try:
+                await server.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+                outcome.append(type(exc))
+
+        async with server, anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()  # a reset, which loopback delivers at once
+            server.drain()  # no await since: the receive has not woken yet
+        assert len(outcome) == 1
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_connect_passes_its_options_on(tls: bool) -> None:
+    server_ctx, client_ctx = tls_contexts()
+
+    async def echo(stream: FramedStream[bytes]) -> None:
+        async for message in stream:
+            await stream.send(message)
+
+    options: dict[str, Any] = (
+        {"ssl_context": client_ctx, "tls_hostname": "localhost"} if tls else {}
+    )
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            info = await tg.start(
+                lambda task_status: serve(
+                    echo, lp(), ssl_context=server_ctx if tls else None, task_status=task_status
+                )
+            )
+            client = await connect(
+                "127.0.0.1",
+                info.port,
+                lp(),
+                local_host="127.0.0.2",
+                receive_size=100,
+                idle_timeout=3.0,
+                message_timeout=4.0,
+                **options,
+            )
+            async with client:
+                assert client.extra(SocketAttribute.local_address)[0] == "127.0.0.2"
+                assert (client.receive_size, client.idle_timeout, client.message_timeout) == (
+                    100,
+                    3.0,
+                    4.0,
+                )
+                await client.send(b"from 127.0.0.2")
+                assert await client.receive() == b"from 127.0.0.2"
+            tg.cancel_scope.cancel()
+
+
+async def test_connect_tls_true_checks_the_default_context_against_the_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``tls=True`` alone: the default context (here trusting the test CA), the host name
+    checked, standard-compatible closing unless told otherwise."""
+    server_ctx, client_ctx = tls_contexts()
+    monkeypatch.setattr(ssl, "create_default_context", lambda *args, **kwargs: client_ctx)
+
+    async def echo(stream: FramedStream[bytes]) -> None:
+        async for message in stream:
+            await stream.send(message)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            info = await tg.start(
+                lambda task_status: serve(
+                    echo,
+                    lp(),
+                    host=["127.0.0.1", "::1"],
+                    ssl_context=server_ctx,
+                    task_status=task_status,
+                )
+            )
+            for compatible in (None, True, False):
+                told = {} if compatible is None else {"tls_standard_compatible": compatible}
+                client = await connect("localhost", info.port, lp(), tls=True, **told)
+                async with client:
+                    expected = compatible is not False  # standard-compatible by default
+                    assert client.extra(TLSAttribute.standard_compatible) is expected
+                    await client.send(b"secret")
+                    assert await client.receive() == b"secret"
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await connect("127.0.0.1", info.port, lp(), tls=True, tls_hostname="example.org")
+            tg.cancel_scope.cancel()
+
+
+async def test_connect_tls_to_a_peer_that_is_not_tls_raises_and_closes() -> None:
+    _, client_ctx = tls_contexts()
+    before = len(os.listdir("/proc/self/fd"))
+    with anyio.fail_after(10):
+        async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listeners:
+            listener = listeners.listeners[0]
+            port = listener.extra(SocketAttribute.local_port)
+
+            async def hang_up() -> None:
+                stream = await listener.accept()
+                await stream.aclose()
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(hang_up)
+                with pytest.raises(
+                    (ssl.SSLError, OSError, anyio.BrokenResourceError, anyio.EndOfStream)
+                ):
+                    await connect("127.0.0.1", port, lp(), ssl_context=client_ctx)
+    assert len(os.listdir("/proc/self/fd")) <= before
+
+
+async def test_a_closed_stream_gives_its_budget_back_once_and_cannot_switch_framer() -> None:
+    """After aclose every call raises ClosedResourceError, switch_framer too (it used to move
+    the closed framer's bytes to the new one and charge them to the budget again)."""
+    budget = BufferBudget(100)
+    with anyio.fail_after(5):
+        a, b = memory_pair()
+        framed = FramedStream(b, lp(), buffer_budget=budget)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(a.send, b"\x00\x09abc")
+            with anyio.move_on_after(0.2):
+                await framed.receive()  # holds the 5 bytes, waits for the rest
+        assert budget.held == 5
+        await framed.aclose()
+        assert budget.held == 0
+        with pytest.raises(anyio.ClosedResourceError):
+            framed.switch_framer(lp())
+        await framed.aclose()
+        assert budget.held == 0
+
+
+async def test_a_send_cancelled_while_waiting_its_turn_gives_it_up() -> None:
+    with anyio.fail_after(5):
+        a, b = memory_pair()  # unbuffered: a send waits for the reader
+        framed = FramedStream(a, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(framed.send, b"first")
+            await anyio.wait_all_tasks_blocked()
+            with anyio.move_on_after(0.05):
+                await framed.send(b"never")  # waits for its turn, then gives up
+            assert await b.receive() == lp().encode(b"first")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(framed.send, b"third")
+            assert await b.receive() == lp().encode(b"third")

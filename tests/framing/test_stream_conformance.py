@@ -157,7 +157,9 @@ async def test_two_receivers_get_busy_resource_error(kind: str) -> None:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(right.receive)
                 await anyio.wait_all_tasks_blocked()
-                with pytest.raises(anyio.BusyResourceError):
+                with pytest.raises(
+                    anyio.BusyResourceError, match=r"^Another task is already reading from"
+                ):
                     await right.receive()
                 with pytest.raises(anyio.BusyResourceError):
                     await right.receive_many()
