@@ -98,7 +98,13 @@ from framing import transport
 from framing.base import Framer
 from framing.errors import FramingError, ProxyHeaderError, ReceiveTimeout
 from framing.proxied import read_proxy_header
-from framing.stream import DEFAULT_RECEIVE_SIZE, BufferBudget, FramedStream, StreamStats
+from framing.stream import (
+    DEFAULT_RECEIVE_SIZE,
+    BufferBudget,
+    FramedStream,
+    StreamStats,
+    check_stream_options,
+)
 
 __all__ = ["ServerInfo", "ServerStats", "serve", "serve_unix"]
 
@@ -864,10 +870,14 @@ async def serve(
 
     Raises:
         OSError: a listener could not be bound.
+        ValueError: a receive_size or timeout no stream can have (before binding).
         ValueError: ``proxy_protocol`` holds something that is not an
             address, a network or ``"unix"``.
     """
     proxies = _trusted_proxies(proxy_protocol)  # a bad entry raises before binding
+    check_stream_options(
+        receive_size=receive_size, idle_timeout=idle_timeout, message_timeout=message_timeout
+    )
     if listeners is None:
         bound = await _bind(host, port, backlog=backlog, reuse_port=reuse_port)
     else:

@@ -147,6 +147,21 @@ class StreamStats:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
+def check_stream_options(
+    *, receive_size: int, idle_timeout: float | None, message_timeout: float | None
+) -> None:
+    """Refuse settings no :class:`FramedStream` can have (``serve`` checks before it binds).
+
+    Raises:
+        ValueError: ``receive_size`` under 1, or a timeout that is not positive.
+    """
+    if receive_size < 1:
+        raise ValueError(f"receive_size must be at least 1, not {receive_size}")
+    for name, value in (("idle_timeout", idle_timeout), ("message_timeout", message_timeout)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive or None, not {value}")
+
+
 @final
 class _SendLock:
     """A first-come, first-served lock that costs nothing while it is free.
@@ -289,12 +304,11 @@ class FramedStream(ObjectStream[T], Generic[T]):
     _timed: bool = field(init=False, default=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.receive_size < 1:
-            raise ValueError(f"receive_size must be at least 1, not {self.receive_size}")
-        for name in ("idle_timeout", "message_timeout"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive or None, not {value}")
+        check_stream_options(
+            receive_size=self.receive_size,
+            idle_timeout=self.idle_timeout,
+            message_timeout=self.message_timeout,
+        )
         self._receiving = ResourceGuard("reading from")
         if self.drainable and sys.platform == "linux":
             # Linux wakes a blocked read with EOF on shutdown(SHUT_RD), on every backend.
@@ -375,6 +389,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
         stats = self.stats
         while True:
             self._reading = True
+            self._wait_started = time.monotonic()  # cheaper than anyio's clock, per read
             try:
                 chunk = await self._read_timed() if timed else await receive(size)
             except EndOfStream:
@@ -393,7 +408,6 @@ class FramedStream(ObjectStream[T], Generic[T]):
 
     async def _read_timed(self) -> bytes:
         """Read one chunk under the timeouts that apply, and a drain's wake-up."""
-        self._wait_started = time.monotonic()  # cheaper than anyio's clock, per read
         held = self.framer.buffered
         if not held and self._draining:
             raise EndOfStream

@@ -1353,3 +1353,13 @@ async def test_log_lines_name_the_peer_by_its_address(
     too_large = str(FrameTooLarge(repr(lp(max_size=3)), 4, 3))
     lines = [r.getMessage() for r in caplog.records if r.name == LOGGER]
     assert lines == [f"closed {peer}: FrameTooLarge: {too_large}"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"receive_size": 0}, {"idle_timeout": 0}, {"message_timeout": -1.0}],
+)
+async def test_serve_refuses_stream_options_before_binding(options: dict[str, Any]) -> None:
+    """(They used to fail every connection, each logged as the handler's error.)"""
+    with anyio.fail_after(5), pytest.raises(ValueError, match="must be"):
+        await serve(echo, lp(), **options)

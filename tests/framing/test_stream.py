@@ -1250,3 +1250,18 @@ async def test_a_send_cancelled_while_waiting_its_turn_gives_it_up() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(framed.send, b"third")
             assert await b.receive() == lp().encode(b"third")
+
+
+async def test_waiting_since_is_recorded_on_a_stream_without_timeouts() -> None:
+    """(It was 0.0 on a stream with no timeout and not drainable.)"""
+    with anyio.fail_after(5):
+        async with stream_pair("memory") as (a, b):
+            framed = FramedStream(b, lp())
+            async with anyio.create_task_group() as tg:
+                before = time.monotonic()
+                tg.start_soon(framed.receive)
+                await anyio.wait_all_tasks_blocked()
+                since = framed.waiting_since
+                assert since is not None
+                assert before <= since <= time.monotonic()
+                await a.send(lp().encode(b"done"))
