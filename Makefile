@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check framing protocols tests benchmarks fuzz
-	$(BIN)/ruff format --check framing protocols tests benchmarks fuzz
+	$(BIN)/ruff check framing protocols examples tests benchmarks fuzz
+	$(BIN)/ruff format --check framing protocols examples tests benchmarks fuzz
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict framing protocols fuzz
+	$(BIN)/mypy --strict framing protocols examples fuzz
 
 pytest: $(STAMP)
 	$(BIN)/pytest
