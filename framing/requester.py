@@ -61,21 +61,46 @@ class MessageStream(Protocol[T]):
 
 
 @final
+class _Waiter:
+    """What one caller waits on: its calls' replies, however many (one event per caller)."""
+
+    __slots__ = ("event", "pending")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        # Calls not yet finished, plus one held by the caller while it registers
+        # and sends, so that early replies cannot set the event too soon.
+        self.pending = 1
+
+    def finish_one(self) -> None:
+        self.pending -= 1
+        if not self.pending:
+            self.event.set()
+
+
+@final
 class _Call(Generic[T]):
     """One slot: a request registered, waiting for its reply."""
 
-    __slots__ = ("abandoned", "done", "error", "key", "reply", "sent")
+    __slots__ = ("abandoned", "done", "error", "key", "reply", "sent", "waiter")
 
-    def __init__(self, key: Hashable) -> None:
+    def __init__(self, key: Hashable, waiter: _Waiter) -> None:
         self.key = key
-        self.done = anyio.Event()
+        self.waiter = waiter
+        waiter.pending += 1
+        self.done = False
         self.reply: T | None = None
         self.error: RequestFailed | None = None
         # Its request is on the wire, whole.
         self.sent = False
-        # The caller gave up after the request may have gone out: the reply,
-        # when it comes, is dropped and frees the slot.
+        # The caller gave up after the request went out: the reply, when it
+        # comes, is dropped and frees the slot.
         self.abandoned = False
+
+    def finish(self) -> None:
+        if not self.done:
+            self.done = True
+            self.waiter.finish_one()
 
 
 class Requester(Generic[T]):
@@ -243,26 +268,32 @@ class Requester(Generic[T]):
 
     async def _call(self, messages: list[T]) -> list[T]:
         self._check_usable()
+        waiter = _Waiter()
         calls: list[_Call[T]] = []
+        slots = self._slots
         try:
             async with self._send_lock:
                 chunk: list[T] = []
                 for message in messages:
-                    if chunk and self._slots.value == 0:
-                        # No slot free: send what holds slots, then wait for one.
-                        await self._send(chunk, calls[-len(chunk) :])
-                        chunk = []
-                    await self._slots.acquire()
                     try:
-                        calls.append(self._register(message))
+                        slots.acquire_nowait()  # the send to come is the checkpoint
+                    except anyio.WouldBlock:
+                        if chunk:
+                            # No slot free: send what holds slots, then wait for one.
+                            await self._send(chunk, calls[-len(chunk) :])
+                            chunk = []
+                        await slots.acquire()
+                    try:
+                        calls.append(self._register(message, waiter))
                     except BaseException:
-                        self._slots.release()
+                        slots.release()
                         raise
                     chunk.append(message)
                 if chunk:
                     await self._send(chunk, calls[-len(chunk) :])
-            for call in calls:
-                await call.done.wait()
+            waiter.finish_one()  # the caller's own hold: every request is out
+            if waiter.pending:
+                await waiter.event.wait()
         except BaseException:
             self._give_up(calls)
             raise
@@ -279,17 +310,17 @@ class Requester(Generic[T]):
         if self._task_group is None:
             raise RuntimeError(f"{self!r} is used outside its 'async with' block")
 
-    def _register(self, message: T) -> _Call[T]:
+    def _register(self, message: T, waiter: _Waiter) -> _Call[T]:
         """Put a call in the line (in order) or under its key; refuse a duplicate key."""
         self._check_usable()
         if self.key is None:
-            call: _Call[T] = _Call(None)
+            call: _Call[T] = _Call(None, waiter)
             self._in_order.append(call)
             return call
         key = self.key(message)
         if key in self._by_key:
             raise ValueError(f"{self!r}: a request with key {key!r} is already in flight")
-        call = _Call(key)
+        call = _Call(key, waiter)
         self._by_key[key] = call
         return call
 
@@ -336,13 +367,13 @@ class Requester(Generic[T]):
             del self._by_key[call.key]
         else:
             return
-        call.done.set()
+        call.finish()
         self._slots.release()
 
     def _give_up(self, calls: list[_Call[T]]) -> None:
         """The caller stopped waiting: leave sent calls abandoned, take back the others."""
         for call in calls:
-            if call.done.is_set():
+            if call.done:
                 continue
             if call.sent:
                 call.abandoned = True
@@ -389,7 +420,7 @@ class Requester(Generic[T]):
         if call.abandoned:
             logger.debug("%r: dropped the reply to an abandoned call", self)
         call.reply = reply
-        call.done.set()
+        call.finish()
         self._slots.release()
         return True
 
@@ -405,7 +436,7 @@ class Requester(Generic[T]):
         waiting = 0
         for call in calls:
             call.error = failure
-            call.done.set()
+            call.finish()
             self._slots.release()
             waiting += not call.abandoned
         if calls or isinstance(failure, UnexpectedReply):
