@@ -440,7 +440,7 @@ class Requester(Generic[T]):
             self._slots.release()
             waiting += not call.abandoned
         if calls or isinstance(failure, UnexpectedReply):
-            logger.info("%r: %s; %d calls in flight failed", self, failure.reason, waiting)
+            logger.info("%r: %s; calls failed: %d", self, failure.reason, waiting)
 
 
 def _raise_again(failure: RequestFailed) -> NoReturn:

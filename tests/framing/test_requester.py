@@ -7,12 +7,14 @@ order of replies is the test's choice.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 import pytest
+from anyio.streams.stapled import StapledObjectStream
 
 from framing import (
     FramedStream,
@@ -446,3 +448,50 @@ async def test_max_in_flight_makes_the_next_request_wait_for_a_reply(kind: str) 
             await server.send(first_two[1] + b" reply")
             await server.send(third + b" reply")
     assert sorted(replies) == [b"a reply", b"b reply", b"c reply"]
+
+
+# -- any object stream, not only FramedStream ----------------------------------------
+
+
+async def test_any_object_stream_will_do_in_order_with_request_many() -> None:
+    """A stapled pair of memory object streams: messages are objects, not bytes."""
+    to_server, server_inbox = anyio.create_memory_object_stream[tuple[str, int]](10)
+    server_outbox, from_server = anyio.create_memory_object_stream[tuple[str, int]](10)
+
+    async def doubler() -> None:
+        async with server_inbox, server_outbox:
+            async for name, value in server_inbox:
+                await server_outbox.send((name, value * 2))
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(doubler)
+            stream = StapledObjectStream(to_server, from_server)
+            async with Requester(stream, max_in_flight=3) as calls:
+                asked = [("n", i) for i in range(10)]
+                assert await calls.request_many(asked) == [("n", 2 * i) for i in range(10)]
+                assert await calls.request(("one", 21)) == ("one", 42)
+            await stream.aclose()
+
+
+async def test_failing_every_call_is_logged_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="framing.requester")
+    with anyio.fail_after(10):
+        async with (
+            framed_pair("memory") as (client, server),
+            Requester(client) as calls,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def end_after_request() -> None:
+                await server.receive()
+                await server.send_eof()
+
+            tg.start_soon(end_after_request)
+            with pytest.raises(RequestFailed):
+                await calls.request(b"q")
+    assert [r.getMessage().split("): ", 1)[1] for r in caplog.records] == [
+        "the peer ended the stream; calls failed: 1"
+    ]
