@@ -2,7 +2,8 @@
 
 Sans-IO framers turn arbitrary chunks of a byte stream into whole messages and
 back; :class:`FramedStream` puts any of them on any anyio byte stream, and
-:func:`connect` and :func:`serve` are its client and server helpers.
+:func:`connect` and :func:`serve` are its client and server helpers;
+:func:`serve_pipelined` and :class:`Requester` answer and make pipelined calls.
 """
 
 from framing.base import Framer
@@ -19,6 +20,9 @@ from framing.errors import (
     MessageTooLarge,
     ProxyHeaderError,
     ReceiveTimeout,
+    RequestFailed,
+    RequestTimeout,
+    UnexpectedReply,
 )
 from framing.fixed import FixedSize
 from framing.length import Frame, LengthPrefixed, StructPrefixed
@@ -27,6 +31,7 @@ from framing.pipeline import serve_pipelined
 from framing.proxied import ProxiedStream, ProxyAttribute, read_proxy_header
 from framing.proxy import ProxyCommand, ProxyHeader, ProxyHeaderParser
 from framing.raw import Raw
+from framing.requester import Requester
 from framing.server import ServerInfo, ServerStats, serve, serve_unix
 from framing.stream import (
     BufferBudget,
@@ -65,10 +70,14 @@ __all__ = [
     "ProxyHeaderParser",
     "Raw",
     "ReceiveTimeout",
+    "RequestFailed",
+    "RequestTimeout",
+    "Requester",
     "ServerInfo",
     "ServerStats",
     "StreamStats",
     "StructPrefixed",
+    "UnexpectedReply",
     "__version__",
     "connect",
     "connect_unix",

@@ -9,10 +9,13 @@
      |    +-- MalformedFrame         bytes that cannot be a valid header or delimiter
      |    |    +-- ProxyHeaderError  a missing, malformed or unknown PROXY protocol header
      |    +-- BufferBudgetExceeded   the connections sharing a BufferBudget hold too much
+     +-- RequestFailed               a Requester call can get no reply: its stream ended or broke
+     |    +-- UnexpectedReply        the PEER sent a reply that matches no call in flight
      +-- TimeoutError (builtin)
      |    +-- ReceiveTimeout         the PEER was too slow; the stream is still usable
-     |         +-- IdleTimeout       no byte arrived within idle_timeout
-     |         +-- MessageTimeout    a begun message was not finished within message_timeout
+     |    |    +-- IdleTimeout       no byte arrived within idle_timeout
+     |    |    +-- MessageTimeout    a begun message was not finished within message_timeout
+     |    +-- RequestTimeout         a Requester call got no reply within its timeout
      +-- ValueError (builtin)
           +-- EncodeError            the CALLER asked for something that cannot be framed
                +-- MessageTooLarge   a message over max_size, or more than the header can express
@@ -31,7 +34,10 @@ The split is h11's (``RemoteProtocolError`` against ``LocalProtocolError``):
   traceback and counts it apart from the peers' errors.
 
 Every error names the framer (its ``repr``) and the numbers, so that a log line
-alone tells what happened. An error raised by ``feed`` also carries, in
+alone tells what happened. The client side's errors (:class:`RequestFailed`,
+:class:`RequestTimeout`) stand apart from the server side's peer faults on
+purpose: a server's handler that calls an upstream and fails must not be
+logged as its own client's fault. An error raised by ``feed`` also carries, in
 :attr:`FramingError.messages`, the messages that the same call completed before
 the fault, so nothing a peer sent correctly is lost.
 """
@@ -52,6 +58,9 @@ __all__ = [
     "MessageTooLarge",
     "ProxyHeaderError",
     "ReceiveTimeout",
+    "RequestFailed",
+    "RequestTimeout",
+    "UnexpectedReply",
 ]
 
 
@@ -198,6 +207,53 @@ class IdleTimeout(ReceiveTimeout):
 
 class MessageTimeout(ReceiveTimeout):
     """A message was begun but not finished within ``message_timeout`` seconds."""
+
+
+class RequestTimeout(TimeoutError):
+    """A :class:`~framing.Requester` call got no reply within its ``timeout``.
+
+    Only that call is given up: its reply is discarded when it comes, and the
+    other calls on the stream carry on.
+
+    Attributes:
+        timeout: the limit that expired, in seconds.
+    """
+
+    def __init__(self, detail: str, *, timeout: float) -> None:
+        super().__init__(detail)
+        self.timeout = timeout
+
+
+class RequestFailed(Exception):
+    """A :class:`~framing.Requester` call can get no reply: the stream cannot give one.
+
+    Raised to every call in flight, and to every later call, once the stream
+    has ended (``__cause__`` is :class:`anyio.EndOfStream`), receiving failed
+    (``__cause__`` is the error: a :class:`FramingError`, a reset), or the
+    ``Requester`` was closed.
+
+    Attributes:
+        reason: what happened, in words.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnexpectedReply(RequestFailed):
+    """The peer sent a reply that matches no call in flight: a protocol error.
+
+    The replies can no longer be trusted to match their calls, so every call
+    in flight, and every later one, fails with this error.
+
+    Attributes:
+        reply: the reply that matched nothing.
+    """
+
+    def __init__(self, reason: str, *, reply: object) -> None:
+        super().__init__(reason)
+        self.reply = reply
 
 
 class EncodeError(ValueError):

@@ -114,8 +114,12 @@ async def serve_pipelined(
       :class:`~framing.stream.MessageTimeout`): answers and writes what was read
       before it, then raises it. While requests are in flight the stream is busy,
       not idle (``stream.work_in_flight``): its ``idle_timeout`` does not fire.
-    - An exception from ``respond`` propagates; responses not yet written are
-      abandoned (concurrently, the other requests in flight are cancelled).
+    - An exception from ``respond`` propagates as it was raised, the same way
+      both ways (concurrently, not wrapped in an :class:`ExceptionGroup`:
+      ``except KeyError`` catches it); responses not yet written are
+      abandoned (concurrently, the other requests in flight are cancelled;
+      when several fail at once, their failures come together in an
+      :class:`ExceptionGroup`).
       Inline, ``respond`` may raise a :class:`~framing.FramingError` (say
       :class:`~framing.MalformedFrame`) for a request that breaks the protocol
       in a way the framer cannot see: it is treated as one from receiving
@@ -251,21 +255,34 @@ class _Pipeline:
         self.reading = True
 
     async def run(self) -> None:
-        error: FramingError | ReceiveTimeout | None = None
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.write, tg)
-            try:
-                await self.read(tg)
-            except (BrokenResourceError, ClosedResourceError):
-                self.peer_gone(tg)
-            except (FramingError, ReceiveTimeout) as exc:
-                error = exc
-            finally:
-                self.reading = False
-                self.wake.set()
-        # Whatever was dropped when the peer went is no longer in flight.
-        self.stream.work_in_flight = 0
+        error: BaseException | None = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.write, tg)
+                try:
+                    await self.read(tg)
+                except (BrokenResourceError, ClosedResourceError):
+                    self.peer_gone(tg)
+                except (FramingError, ReceiveTimeout) as exc:
+                    error = exc
+                finally:
+                    self.reading = False
+                    self.wake.set()
+        except BaseExceptionGroup as group:
+            # The task group wraps a failure of respond (or of encoding its
+            # answer) in a group; inline, the same failure comes bare. One
+            # failure is unwrapped, so that `except KeyError` catches it both
+            # ways; several at once stay a group, for none may be lost.
+            if len(group.exceptions) != 1:
+                raise
+            error = group.exceptions[0]
+        finally:
+            # Whatever was dropped when the peer went is no longer in flight.
+            self.stream.work_in_flight = 0
         if error is not None:
+            # Raised outside the except block: the error keeps its own
+            # traceback (down to where respond raised) and its own context,
+            # without the group chained to it.
             raise error
 
     async def read(self, tg: TaskGroup) -> None:

@@ -8,6 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -28,8 +32,8 @@ def wait_for_port(port: int, proc: subprocess.Popen[str], timeout: float = 15.0)
     raise AssertionError(f"nothing listened on port {port} within {timeout} s")
 
 
-def test_readme_has_the_three_examples() -> None:
-    assert len(python_blocks()) == 3
+def test_readme_has_the_four_examples() -> None:
+    assert len(python_blocks()) == 4
 
 
 def test_readme_sans_io_example_runs() -> None:
@@ -37,7 +41,7 @@ def test_readme_sans_io_example_runs() -> None:
 
 
 def test_readme_server_and_client_examples_run() -> None:
-    _, server_code, client_code = python_blocks()
+    _, server_code, client_code = python_blocks()[:3]
     port = int(re.search(r"port=(\d+)", server_code).group(1))  # type: ignore[union-attr]
     server = subprocess.Popen([sys.executable, "-c", server_code], text=True)
     try:
@@ -53,3 +57,20 @@ def test_readme_server_and_client_examples_run() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_readme_pipelined_example_runs(backend: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """serve runs a serve_pipelined handler; Requester matches the replies, on both backends."""
+    (code,) = [block for block in python_blocks() if "serve_pipelined" in block]
+    body, run = code.rstrip().rsplit("\n", 1)
+    assert run == "anyio.run(main)"
+    namespace: dict[str, Any] = {}
+    exec(compile(body, "README.md", "exec"), namespace)
+
+    async def bounded() -> None:
+        with anyio.fail_after(30):
+            await namespace["main"]()
+
+    anyio.run(bounded, backend=backend)
+    assert capsys.readouterr().out == "b'1 2'\n[b'3 7', b'2 7']\n"

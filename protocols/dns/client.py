@@ -8,7 +8,8 @@
 
 RFC 7766 6.2.1.1 lets a server answer pipelined queries out of order, so the
 client matches each answer to its query by id (and checks that it answers the
-same question), never by position.
+same question), never by position: a :class:`framing.Requester` keyed by the
+message id does the matching.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from types import TracebackType
 
 import anyio
 
+from framing.errors import RequestFailed, UnexpectedReply
 from framing.length import LengthPrefixed
+from framing.requester import Requester
 from framing.stream import FramedStream, connect
 from protocols.dns.errors import DNSFormatError
 from protocols.dns.message import (
@@ -33,7 +37,11 @@ from protocols.dns.message import (
 )
 from protocols.dns.names import Name
 
-__all__ = ["DNSClient", "make_query", "open_dns_client"]
+__all__ = ["DEFAULT_MAX_IN_FLIGHT", "DNSClient", "make_query", "open_dns_client"]
+
+# Queries in flight on one connection by default: a burst of this many goes out
+# in one write (the tests send 500); the 16-bit id space allows 65536.
+DEFAULT_MAX_IN_FLIGHT = 1000
 
 
 def make_query(
@@ -52,41 +60,76 @@ def make_query(
 class DNSClient:
     """Queries over one framed TCP connection (see :func:`open_dns_client`).
 
-    One task at a time may call the query methods: each sends its queries in
-    one burst and reads until every one is answered.
+    Built on :class:`framing.Requester` keyed by the message id. Inside
+    ``async with client:`` one reader task serves every query method, and
+    several tasks may query at once; outside it, each call reads its own
+    answers (one task at a time).
 
     Args:
         stream: a connected stream with ``LengthPrefixed(2)`` framing.
+        max_in_flight: queries in flight at once; a larger burst goes out in
+            parts as answers come.
     """
 
-    def __init__(self, stream: FramedStream[bytes]) -> None:
+    def __init__(
+        self, stream: FramedStream[bytes], *, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    ) -> None:
         self.stream = stream
+        self.max_in_flight = max_in_flight
         self._next_id = random.randrange(0x10000)
+        self._calls: Requester[bytes] | None = None
+
+    async def __aenter__(self) -> DNSClient:
+        calls = Requester(self.stream, key=_message_id, max_in_flight=self.max_in_flight)
+        self._calls = await calls.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        calls, self._calls = self._calls, None
+        if calls is not None:
+            await calls.__aexit__(exc_type, exc, tb)
+
+    @asynccontextmanager
+    async def _requester(self) -> AsyncIterator[Requester[bytes]]:
+        """The client's Requester, or one for this call when the client was not entered."""
+        if self._calls is not None:
+            yield self._calls
+            return
+        async with Requester(
+            self.stream, key=_message_id, max_in_flight=self.max_in_flight
+        ) as calls:
+            yield calls
 
     async def exchange_raw(self, queries: Sequence[bytes]) -> list[bytes]:
-        """Send query messages (distinct ids) in one write; return the answers in query order.
+        """Send query messages (distinct ids) together; return the answers in query order.
+
+        As many as ``max_in_flight`` go out in one write.
 
         Raises:
+            ValueError: two queries have the same id, or a query with that id
+                is already in flight.
             DNSFormatError: an answer too short to carry an id, or with an id
                 that no query in flight has.
             anyio.EndOfStream: the server closed the connection first.
+            framing.RequestFailed: the connection failed otherwise.
         """
-        order: dict[bytes, int] = {}
-        for index, query in enumerate(queries):
-            if query[:2] in order:
-                raise ValueError(f"two queries in flight with id {query[:2].hex()}")
-            order[query[:2]] = index
-        answers: list[bytes | None] = [None] * len(queries)
-        await self.stream.send_many(queries)
-        missing = len(queries)
-        while missing:
-            for answer in await self.stream.receive_many():
-                index_or_none = order.pop(answer[:2], None)
-                if index_or_none is None:
-                    raise DNSFormatError("an answer to no query in flight", offset=0)
-                answers[index_or_none] = answer
-                missing -= 1
-        return [a for a in answers if a is not None]
+        ids = {bytes(query[:2]) for query in queries}
+        if len(ids) != len(queries):
+            raise ValueError("two queries in flight with the same id")
+        try:
+            async with self._requester() as calls:
+                return await calls.request_many(queries)
+        except UnexpectedReply as exc:
+            raise DNSFormatError("an answer to no query in flight", offset=0) from exc
+        except RequestFailed as exc:
+            if isinstance(exc.__cause__, anyio.EndOfStream):
+                raise anyio.EndOfStream from exc
+            raise
 
     async def exchange(self, queries: Sequence[Message]) -> list[Message]:
         """Send queries (their ids are replaced by fresh, distinct ones); return the answers.
@@ -121,6 +164,11 @@ class DNSClient:
         await self.stream.aclose()
 
 
+def _message_id(message: bytes) -> bytes:
+    """A DNS message's correlation key: its 2-byte id (RFC 1035 4.1.1)."""
+    return bytes(message[:2])
+
+
 @asynccontextmanager
 async def open_dns_client(
     host: str, port: int, *, connect_timeout: float = 10.0
@@ -140,6 +188,7 @@ async def open_dns_client(
         stream = await connect(host, port, LengthPrefixed(2))
     client = DNSClient(stream)
     try:
-        yield client
+        async with client:
+            yield client
     finally:
         await client.aclose()

@@ -673,3 +673,55 @@ async def test_inline_answers_nothing_more_once_a_write_has_failed() -> None:
         assert calls == [b"big"]
         assert server.stats.messages_dropped == 3
         assert server.stats.messages_out == 0
+
+
+# -- a failure of respond: raised the same way, inline or concurrently --------
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "concurrent"])
+async def test_a_failure_of_respond_is_raised_bare_in_both_ways(inline: bool) -> None:
+    """Issue 12: concurrently it came wrapped in an ExceptionGroup, so except KeyError missed it."""
+
+    def respond_now(request: bytes) -> bytes:
+        if request == b"boom":
+            raise KeyError(request)
+        return request
+
+    async def respond(request: bytes) -> bytes:
+        return respond_now(request)
+
+    with anyio.fail_after(10):
+        a, b = memory_pair()
+        server = FramedStream(b, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(FramedStream(a, lp()).send_many, [b"boom"])
+            with pytest.raises(KeyError) as caught:
+                await serve_pipelined(server, respond_now if inline else respond)
+            await server.aclose()
+    assert caught.value.args == (b"boom",)
+    # The traceback still leads to where respond raised.
+    assert caught.traceback[-1].name == "respond_now"
+
+
+async def test_several_failures_of_respond_at_once_stay_an_exception_group() -> None:
+    gate = anyio.Event()
+
+    async def respond(request: bytes) -> bytes:
+        await gate.wait()
+        raise KeyError(request)
+
+    with anyio.fail_after(10):
+        a, b = memory_pair()
+        server = FramedStream(b, lp())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(FramedStream(a, lp()).send_many, [b"one", b"two"])
+
+            async def open_gate() -> None:
+                await until(lambda: server.work_in_flight == 2)
+                gate.set()
+
+            tg.start_soon(open_gate)
+            with pytest.raises(ExceptionGroup) as caught:
+                await serve_pipelined(server, respond)
+            await server.aclose()
+    assert sorted(e.args for e in caught.value.exceptions) == [(b"one",), (b"two",)]

@@ -17,7 +17,15 @@ import dns.rdatatype
 import pytest
 
 from protocols.dns.client import DNSClient, make_query, open_dns_client
-from protocols.dns.message import Rcode, RecordType, build_message, encode_rdata, parse_message
+from protocols.dns.message import (
+    Message,
+    Rcode,
+    RecordType,
+    build_message,
+    encode_rdata,
+    parse_message,
+)
+from protocols.dns.names import Name
 from protocols.dns.server import (
     _UDP_BATCH,
     DEFAULT_IDLE_TIMEOUT,
@@ -320,6 +328,26 @@ async def test_client_queries_per_second() -> None:
     assert [a[:2] for a in answers] == [q[:2] for q in burst]
     assert total == 10_000
     print(f"\n{total / elapsed:,.0f} queries/s over one pipelined TCP connection")
+
+
+@pytest.mark.anyio
+async def test_client_answers_queries_from_many_tasks_at_once() -> None:
+    """The client is a Requester keyed by id: tasks share one connection and reader."""
+    names = [name for name, rtype in SMALL if rtype == RecordType.A]
+    answers: dict[int, Message] = {}
+
+    async def ask(client: DNSClient, i: int) -> None:
+        answers[i] = await client.query(names[i % len(names)], RecordType.A)
+
+    async with running() as info, open_dns_client(info.host, info.port) as client:
+        with anyio.fail_after(TIMEOUT):
+            async with anyio.create_task_group() as tg:
+                for i in range(30):
+                    tg.start_soon(ask, client, i)
+    assert len(answers) == 30
+    for i, answer in answers.items():
+        assert answer.questions[0].name == Name.from_text(names[i % len(names)])
+        assert answer.rcode == Rcode.NOERROR
 
 
 def test_client_refuses_duplicate_ids() -> None:
