@@ -33,7 +33,9 @@ Limits, as memcached has them:
 - a command line over 2048 bytes closes the connection unless it is a ``get``
   or ``gets`` (those may name many keys, up to 64 KiB here);
 - the store holds 64 MiB of keys and values; past that, the least recently
-  used items are evicted.
+  used items are evicted;
+- a command line or data block begun must be finished within 30 s
+  (``message_timeout``), or the connection closes.
 
 Where it departs from memcached, on purpose or for brevity: a value of
 exactly 1 MiB is stored; a long non-``get`` line is refused however it was
@@ -74,6 +76,7 @@ MAX_LINE: Final = 2048  # memcached closes a longer line unless it is a get
 MAX_GET_LINE: Final = 65536  # our cap on a get line (memcached has none)
 SWALLOW_PIECE: Final = 65536  # an oversize block is discarded this much at a time
 MAX_STORE: Final = 64 * 1024 * 1024  # memcached's default memory limit (-m 64)
+MESSAGE_TIMEOUT: Final = 30.0  # seconds for a begun line or block (a stalled client)
 RELATIVE_LIMIT: Final = 30 * 24 * 3600  # a larger exptime is a Unix time, not seconds
 
 # The memcached release whose replies these copy. Some clients (libmemcached)
@@ -84,7 +87,7 @@ VERSION: Final = b"1.6.18"
 _NUMBER = re.compile(rb"[+-]?[0-9]+")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     r"""One stored value.
 
@@ -303,6 +306,8 @@ async def serve_memcached(
     host: str = "127.0.0.1",
     port: int = 11211,
     store: Store | None = None,
+    idle_timeout: float | None = None,
+    message_timeout: float | None = MESSAGE_TIMEOUT,
     task_status: TaskStatus[ServerInfo] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the memcached subset until cancelled.
@@ -312,31 +317,62 @@ async def serve_memcached(
         port: the port; 0 picks a free one (``tg.start`` returns the
             :class:`~framing.ServerInfo` that says which).
         store: the items; a new, empty :class:`Store` by default.
+        idle_timeout: close a connection silent between commands for this many
+            seconds (``None``, as memcached: clients keep connections in pools).
+        message_timeout: close a connection that leaves a command line or a
+            data block unfinished for this many seconds (``None``: never).
         task_status: set by ``tg.start`` once the server listens.
     """
     handler = partial(handle_connection, store=store if store is not None else Store())
-    await serve(handler, command_lines(), host=host, port=port, task_status=task_status)
+    await serve(
+        handler,
+        command_lines(),
+        host=host,
+        port=port,
+        idle_timeout=idle_timeout,
+        message_timeout=message_timeout,
+        task_status=task_status,
+    )
 
 
-async def _run(host: str, port: int) -> None:
+async def _run(host: str, port: int, idle: float | None, message: float | None) -> None:
+    serving = partial(
+        serve_memcached, host=host, port=port, idle_timeout=idle, message_timeout=message
+    )
     async with anyio.create_task_group() as tg:
-        server = await tg.start(partial(serve_memcached, host=host, port=port))
+        server = await tg.start(serving)
         print(f"listening on {host}:{server.port}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The command line: ``python -m examples.memcached [--host H] [--port N] [--backend B]``."""
+    """Run the server from the command line (``--help`` lists the options)."""
     parser = argparse.ArgumentParser(
         prog="python -m examples.memcached",
         description="A memcached text-protocol subset server (get, gets, set, add, delete).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=11211, help="port (0: a free one)")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=None, help="seconds a client may sit silent"
+    )
+    parser.add_argument(
+        "--message-timeout",
+        type=float,
+        default=MESSAGE_TIMEOUT,
+        help=f"seconds to finish a begun line or data block (default {MESSAGE_TIMEOUT:g})",
+    )
     parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_run, args.host, args.port, backend=args.backend)
+        anyio.run(
+            _run,
+            args.host,
+            args.port,
+            args.idle_timeout,
+            args.message_timeout,
+            backend=args.backend,
+        )
 
 
 if __name__ == "__main__":

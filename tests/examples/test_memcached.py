@@ -730,3 +730,15 @@ def test_store_cas_changes_on_every_store_and_delete_frees_the_bytes() -> None:
     assert store.delete(b"k") is True
     assert store.delete(b"k") is False
     assert store.held == 0
+
+
+async def test_unfinished_data_block_times_out_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="framing.server")
+    async with anyio.create_task_group() as tg:
+        server = await tg.start(partial(serve_memcached, port=0, message_timeout=0.2))
+        script = Script("stalled", [(b"set a 0 0 10\r\nabc", False)], closes=True)
+        assert await run_script(server.port, script) == b"<closed>"
+        tg.cancel_scope.cancel()
+    assert "MessageTimeout" in caplog.text
