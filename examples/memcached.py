@@ -13,9 +13,9 @@ size, which may itself contain ``\r\n``::
 So the connection reads lines with :class:`~framing.Lines`, switches to
 :class:`~framing.FixedSize` for each data block
 (:meth:`~framing.FramedStream.switch_framer` moves the bytes already read, so
-nothing is lost), and switches back. ``VALUE`` replies are built whole and
-written with :meth:`~framing.FramedStream.send_bytes`: they contain data
-blocks, which the line framer would refuse to encode.
+nothing is lost), and switches back. ``VALUE`` replies are written with
+:meth:`~framing.FramedStream.send_bytes`, already in wire form: they contain
+data blocks, which the line framer would refuse to encode.
 
 Commands: ``get`` and ``gets`` (several keys), ``set``, ``add``, ``delete``
 (``noreply`` on the last three), ``version`` and ``quit``. Anything else is
@@ -68,7 +68,7 @@ from anyio.abc import TaskStatus
 
 from framing import FixedSize, FramedStream, Framer, Lines, ServerInfo, serve
 
-__all__ = ["Item", "Store", "handle_connection", "main", "serve_memcached"]
+__all__ = ["Item", "Store", "command_lines", "handle_connection", "main", "serve_memcached"]
 
 MAX_KEY: Final = 250  # memcached's KEY_MAX_LENGTH
 MAX_VALUE: Final = 1024 * 1024  # memcached's default item size limit (-I 1m)
@@ -193,27 +193,33 @@ def _number(token: bytes, low: int, high: int) -> int | None:
     return value if low <= value <= high else None
 
 
-def _values(store: Store, keys: Sequence[bytes], *, cas: bool) -> bytes:
-    r"""The whole reply to ``get``/``gets``: a ``VALUE`` line and block per hit, then ``END``."""
-    parts = []
+async def _send_values(
+    stream: FramedStream[bytes], store: Store, keys: Sequence[bytes], *, cas: bool
+) -> None:
+    r"""Reply to ``get``/``gets``: a ``VALUE`` line and its block per key found, then ``END``.
+
+    Each hit goes out as soon as it is found, so one value at a time is held
+    however many keys the line names (``get k k k ...`` cannot make us build a
+    reply of gigabytes). It is written in wire form with ``send_bytes``: the
+    block may contain ``\r\n``, which the line framer would refuse to encode.
+    """
     for key in keys:
         item = store.get(key)
-        if item is None:
-            continue
-        header = b"VALUE %s %d %d" % (key, item.flags, len(item.value))
-        if cas:
-            header += b" %d" % item.cas
-        parts += [header, b"\r\n", item.value, b"\r\n"]
-    parts.append(b"END\r\n")
-    return b"".join(parts)
+        if item is not None:
+            header = b"VALUE %s %d %d" % (key, item.flags, len(item.value))
+            if cas:
+                header += b" %d" % item.cas
+            await stream.send_bytes(b"%s\r\n%s\r\n" % (header, item.value))
+    await stream.send(b"END")
 
 
 async def handle_connection(stream: FramedStream[bytes], store: Store) -> None:
     """Answer one client's commands until it quits or goes away.
 
     ``stream`` must be framed by :func:`command_lines` (``serve`` gives each
-    connection a copy). A line the framer refuses (too long) raises out of
-    here, and ``serve`` logs it and closes this connection only.
+    connection a copy). The peer's framing faults (a line too long, the stream
+    ending inside a block, a timeout) raise out of here: ``serve`` logs the
+    reason and closes this connection only.
     """
     lines = stream.framer
     with contextlib.suppress(EndOfStream):  # the client went away between commands
@@ -224,7 +230,7 @@ async def handle_connection(stream: FramedStream[bytes], store: Store) -> None:
                 if any(len(key) > MAX_KEY for key in args):
                     await stream.send(b"CLIENT_ERROR bad command line format")
                 else:
-                    await stream.send_bytes(_values(store, args, cas=name == b"gets"))
+                    await _send_values(stream, store, args, cas=name == b"gets")
             elif name in (b"set", b"add") and len(args) in (4, 5):
                 await _store_command(stream, lines, store, name, args)
             elif name == b"delete" and 1 <= len(args) <= 3:
