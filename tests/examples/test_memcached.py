@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -753,3 +754,30 @@ async def test_unfinished_data_block_times_out_and_is_logged(
         assert await run_script(server.port, script) == b"<closed>"
         tg.cancel_scope.cancel()
     assert "MessageTimeout" in caplog.text
+
+
+async def test_get_naming_a_big_value_many_times_holds_one_value_at_a_time() -> None:
+    """``get big big ...`` is answered hit by hit, never built whole (20 MiB here)."""
+    value = b"v" * MAX_VALUE
+    repeats = 20
+    expected = repeats * len(b"VALUE big 0 %d\r\n%s\r\n" % (MAX_VALUE, value)) + len(b"END\r\n")
+    async with example_server() as server:
+        with anyio.fail_after(TIMEOUT):
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+                await stream.send(b"set big 0 0 %d\r\n%s\r\n" % (MAX_VALUE, value))
+                assert await receive_until(stream, b"\r\n") == b"STORED\r\n"
+                tracemalloc.start()
+                try:
+                    await stream.send(b"get" + b" big" * repeats + b"\r\n")
+                    received, tail = 0, b""
+                    for _ in range(MAX_READS):  # count the reply, holding none of it
+                        chunk = await stream.receive()
+                        received += len(chunk)
+                        tail = (tail + chunk)[-5:]
+                        if received >= expected:
+                            break
+                    _, peak = tracemalloc.get_traced_memory()
+                finally:
+                    tracemalloc.stop()
+    assert (received, tail) == (expected, b"END\r\n")
+    assert peak < 8 * MAX_VALUE  # a value and its copies in flight; not the 20 MiB reply
