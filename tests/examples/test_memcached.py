@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -32,8 +33,11 @@ from pathlib import Path
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import pytest
-from anyio.abc import SocketStream
+from anyio.abc import ByteStream, SocketStream
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pymemcache.client.base import Client
 from pymemcache.exceptions import MemcacheServerError
 
@@ -43,9 +47,12 @@ from examples.memcached import (
     MAX_VALUE,
     SWALLOW_PIECE,
     Store,
+    command_lines,
+    handle_connection,
     serve_memcached,
 )
-from framing import ServerInfo
+from framing import FramedStream, FramingError, ServerInfo
+from framing.testing import chunkings
 from tests.conftest import require_tool
 
 pytestmark = pytest.mark.anyio
@@ -781,3 +788,78 @@ async def test_get_naming_a_big_value_many_times_holds_one_value_at_a_time() -> 
                     tracemalloc.stop()
     assert (received, tail) == (expected, b"END\r\n")
     assert peak < 8 * MAX_VALUE  # a value and its copies in flight; not the 20 MiB reply
+
+
+# -- however the stream is split ------------------------------------------------------
+
+
+class ChunkedStream(ByteStream):
+    """A byte stream that delivers the given chunks, then its end, and keeps what is sent."""
+
+    def __init__(self, chunks: Sequence[bytes]) -> None:
+        self.chunks = deque(chunk for chunk in chunks if chunk)
+        self.sent = bytearray()
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        await anyio.lowlevel.checkpoint()
+        if not self.chunks:
+            raise anyio.EndOfStream
+        chunk = self.chunks.popleft()
+        if len(chunk) > max_bytes:
+            self.chunks.appendleft(chunk[max_bytes:])
+        return chunk[:max_bytes]
+
+    async def send(self, item: bytes) -> None:
+        await anyio.lowlevel.checkpoint()
+        self.sent += item
+
+    async def send_eof(self) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await anyio.lowlevel.checkpoint()
+
+
+def script_bytes(script: Script) -> bytes:
+    return b"".join(data + (SENTINEL if sync else b"") for data, sync in script.steps)
+
+
+def serve_chunks(chunks: Sequence[bytes], backend: str) -> tuple[bytes, str | None]:
+    """Run one connection's handler over ``chunks``: what it sent, and the error it raised."""
+
+    async def run() -> tuple[bytes, str | None]:
+        transport = ChunkedStream(chunks)
+        stream = FramedStream(transport, command_lines())
+        error = None
+        with anyio.fail_after(TIMEOUT):
+            try:
+                await handle_connection(stream, Store(clock=lambda: 1_700_000_000.0))
+            except FramingError as exc:
+                error = type(exc).__name__
+        return bytes(transport.sent), error
+
+    return anyio.run(run, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_replies_do_not_depend_on_how_the_stream_is_split(
+    backend: str, data: st.DataObject
+) -> None:
+    script = data.draw(st.sampled_from(SCRIPTS), label="script")
+    whole = script_bytes(script)
+    chunks = data.draw(chunkings(whole), label="chunks")
+    assert serve_chunks(chunks, backend) == serve_chunks([whole], backend)
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize(
+    "script",
+    [s for s in SCRIPTS if len(script_bytes(s)) < 10_000],
+    ids=[s.name for s in SCRIPTS if len(script_bytes(s)) < 10_000],
+)
+def test_replies_are_the_same_byte_at_a_time(backend: str, script: Script) -> None:
+    whole = script_bytes(script)
+    one_by_one = [whole[i : i + 1] for i in range(len(whole))]
+    assert serve_chunks(one_by_one, backend) == serve_chunks([whole], backend)
