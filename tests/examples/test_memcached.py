@@ -10,8 +10,10 @@ Three kinds of peer, every test on asyncio and on trio:
   for two normalised fields (the ``cas`` number of ``gets`` lines and the
   release number after ``VERSION``), which are each server's own.
 
-The in-process tests at the end pin the replies taken from memcached 1.6 for
-the malformed inputs, so they run even where memcached is not installed.
+The in-process tests after those pin replies taken from memcached 1.6 (they
+run where memcached is not installed) and the limits: memory held, timeouts,
+the long-line rule, the command line. The last ones play every script to the
+handler cut into random chunks and byte by byte: the replies never change.
 """
 
 from __future__ import annotations
@@ -677,6 +679,45 @@ async def test_command_line_serves_on_the_port_it_prints(anyio_backend: str) -> 
                 await proc.wait()
 
 
+async def test_unfinished_data_block_times_out_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="framing.server")
+    async with anyio.create_task_group() as tg:
+        server = await tg.start(partial(serve_memcached, port=0, message_timeout=0.2))
+        script = Script("stalled", [(b"set a 0 0 10\r\nabc", False)], closes=True)
+        assert await run_script(server.port, script) == b"<closed>"
+        tg.cancel_scope.cancel()
+    assert "MessageTimeout" in caplog.text
+
+
+async def test_get_naming_a_big_value_many_times_holds_one_value_at_a_time() -> None:
+    """``get big big ...`` is answered hit by hit, never built whole (20 MiB here)."""
+    value = b"v" * MAX_VALUE
+    repeats = 20
+    expected = repeats * len(b"VALUE big 0 %d\r\n%s\r\n" % (MAX_VALUE, value)) + len(b"END\r\n")
+    async with example_server() as server:
+        with anyio.fail_after(TIMEOUT):
+            async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
+                await stream.send(b"set big 0 0 %d\r\n%s\r\n" % (MAX_VALUE, value))
+                assert await receive_until(stream, b"\r\n") == b"STORED\r\n"
+                tracemalloc.start()
+                try:
+                    await stream.send(b"get" + b" big" * repeats + b"\r\n")
+                    received, tail = 0, b""
+                    for _ in range(MAX_READS):  # count the reply, holding none of it
+                        chunk = await stream.receive()
+                        received += len(chunk)
+                        tail = (tail + chunk)[-5:]
+                        if received >= expected:
+                            break
+                    _, peak = tracemalloc.get_traced_memory()
+                finally:
+                    tracemalloc.stop()
+    assert (received, tail) == (expected, b"END\r\n")
+    assert peak < 8 * MAX_VALUE  # a value and its copies in flight; not the 20 MiB reply
+
+
 # -- the store ----------------------------------------------------------------------
 
 
@@ -749,45 +790,6 @@ def test_store_cas_changes_on_every_store_and_delete_frees_the_bytes() -> None:
     assert store.delete(b"k") is True
     assert store.delete(b"k") is False
     assert store.held == 0
-
-
-async def test_unfinished_data_block_times_out_and_is_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="framing.server")
-    async with anyio.create_task_group() as tg:
-        server = await tg.start(partial(serve_memcached, port=0, message_timeout=0.2))
-        script = Script("stalled", [(b"set a 0 0 10\r\nabc", False)], closes=True)
-        assert await run_script(server.port, script) == b"<closed>"
-        tg.cancel_scope.cancel()
-    assert "MessageTimeout" in caplog.text
-
-
-async def test_get_naming_a_big_value_many_times_holds_one_value_at_a_time() -> None:
-    """``get big big ...`` is answered hit by hit, never built whole (20 MiB here)."""
-    value = b"v" * MAX_VALUE
-    repeats = 20
-    expected = repeats * len(b"VALUE big 0 %d\r\n%s\r\n" % (MAX_VALUE, value)) + len(b"END\r\n")
-    async with example_server() as server:
-        with anyio.fail_after(TIMEOUT):
-            async with await anyio.connect_tcp("127.0.0.1", server.port) as stream:
-                await stream.send(b"set big 0 0 %d\r\n%s\r\n" % (MAX_VALUE, value))
-                assert await receive_until(stream, b"\r\n") == b"STORED\r\n"
-                tracemalloc.start()
-                try:
-                    await stream.send(b"get" + b" big" * repeats + b"\r\n")
-                    received, tail = 0, b""
-                    for _ in range(MAX_READS):  # count the reply, holding none of it
-                        chunk = await stream.receive()
-                        received += len(chunk)
-                        tail = (tail + chunk)[-5:]
-                        if received >= expected:
-                            break
-                    _, peak = tracemalloc.get_traced_memory()
-                finally:
-                    tracemalloc.stop()
-    assert (received, tail) == (expected, b"END\r\n")
-    assert peak < 8 * MAX_VALUE  # a value and its copies in flight; not the 20 MiB reply
 
 
 # -- however the stream is split ------------------------------------------------------
