@@ -5,7 +5,7 @@ back; :class:`FramedStream` puts any of them on any anyio byte stream, and
 :func:`connect` and :func:`serve` are its client and server helpers.
 """
 
-from framing.base import Framer
+from framing.base import BytesLike, Framer
 from framing.delimited import Delimited, Lines
 from framing.errors import (
     BufferBudgetExceeded,
@@ -17,8 +17,10 @@ from framing.errors import (
     MalformedFrame,
     MessageTimeout,
     MessageTooLarge,
+    PlaintextInjection,
     ProxyHeaderError,
     ReceiveTimeout,
+    TLSHandshakeFailed,
 )
 from framing.fixed import FixedSize
 from framing.length import Frame, LengthPrefixed, StructPrefixed
@@ -41,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BufferBudget",
     "BufferBudgetExceeded",
+    "BytesLike",
     "Delimited",
     "EncodeError",
     "FixedSize",
@@ -57,6 +60,7 @@ __all__ = [
     "MessageTimeout",
     "MessageTooLarge",
     "Netstring",
+    "PlaintextInjection",
     "ProxiedStream",
     "ProxyAttribute",
     "ProxyCommand",
@@ -69,6 +73,7 @@ __all__ = [
     "ServerStats",
     "StreamStats",
     "StructPrefixed",
+    "TLSHandshakeFailed",
     "__version__",
     "connect",
     "connect_unix",
