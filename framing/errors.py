@@ -18,6 +18,7 @@
      +-- ValueError (builtin)
           +-- EncodeError            the CALLER asked for something that cannot be framed
                +-- MessageTooLarge   a message over max_size, or more than the header can express
+               +-- MessageTypeError  not bytes (a str...); a TypeError too
 
 The split is h11's (``RemoteProtocolError`` against ``LocalProtocolError``):
 
@@ -52,6 +53,7 @@ __all__ = [
     "MalformedFrame",
     "MessageTimeout",
     "MessageTooLarge",
+    "MessageTypeError",
     "PlaintextInjection",
     "ProxyHeaderError",
     "ReceiveTimeout",
@@ -277,3 +279,22 @@ class MessageTooLarge(EncodeError):
         super().__init__(framer, text)
         self.size = size
         self.limit = limit
+
+
+class MessageTypeError(EncodeError, TypeError):
+    """A message of the wrong type: a ``str`` (or an ``int``...) where bytes were due.
+
+    Both an :class:`EncodeError` (the caller's fault; nothing is written) and a
+    :class:`TypeError`, which is what Python raises for a value of the wrong
+    type: ``except TypeError`` catches it as well. Its text names the framer
+    and the type: ``"Lines(): expects bytes, not str"``.
+
+    Attributes:
+        kind: the name of the type given, such as ``"str"``.
+        expected: what was expected, such as ``"bytes"``.
+    """
+
+    def __init__(self, framer: str, kind: str, *, expected: str = "bytes") -> None:
+        super().__init__(framer, f"expects {expected}, not {kind}")
+        self.kind = kind
+        self.expected = expected

@@ -44,7 +44,7 @@ from anyio.abc import ByteStream, ObjectStream, SocketAttribute, SocketStream
 from anyio.streams.tls import TLSStream
 
 from framing import transport
-from framing.base import BytesLike, Framer
+from framing.base import BytesLike, Framer, message_bytes
 from framing.errors import (
     BufferBudgetExceeded,
     FramingError,
@@ -582,10 +582,15 @@ class FramedStream(ObjectStream[T], Generic[T]):
         Several tasks may send at once: each message goes out whole, in turn.
 
         Raises:
-            EncodeError: the framer cannot carry the message (nothing is sent);
-                :class:`~framing.MessageTooLarge` when it is over ``max_size``.
+            MessageTooLarge: the message is over the framer's ``max_size``
+                (nothing is sent).
+            MessageTypeError: the message is not bytes (a ``str``...): an
+                ``EncodeError`` that is also a ``TypeError`` (nothing is sent).
+            EncodeError: any other message the framer cannot carry, such as
+                one containing the delimiter (nothing is sent).
             anyio.ClosedResourceError: this stream was closed.
             anyio.BrokenResourceError: the transport failed (the peer has gone).
+            ssl.SSLError: over TLS, the TLS layer failed otherwise.
         """
         if self._is_closed:
             raise ClosedResourceError
@@ -594,8 +599,16 @@ class FramedStream(ObjectStream[T], Generic[T]):
     async def send_many(self, messages: Iterable[T]) -> None:
         """Encode several messages and write them in one transport write.
 
-        Nothing is sent when one of them cannot be encoded. Raises as
-        :meth:`send` does; an empty iterable sends nothing.
+        Nothing is sent when one of them cannot be encoded; an empty iterable
+        sends nothing.
+
+        Raises:
+            MessageTooLarge: a message is over the framer's ``max_size``.
+            MessageTypeError: a message is not bytes (a ``str``...).
+            EncodeError: any other message the framer cannot carry.
+            anyio.ClosedResourceError: this stream was closed.
+            anyio.BrokenResourceError: the transport failed (the peer has gone).
+            ssl.SSLError: over TLS, the TLS layer failed otherwise.
         """
         if self._is_closed:
             raise ClosedResourceError
@@ -618,12 +631,14 @@ class FramedStream(ObjectStream[T], Generic[T]):
                 ``stats.messages_out`` (0 for bytes outside the framing).
 
         Raises:
+            MessageTypeError: ``data`` is not bytes-like (a ``str``...).
             anyio.ClosedResourceError: this stream was closed.
             anyio.BrokenResourceError: the transport failed (the peer has gone).
+            ssl.SSLError: over TLS, the TLS layer failed otherwise.
         """
         if self._is_closed:
             raise ClosedResourceError
-        await self._write(bytes(data), messages)
+        await self._write(message_bytes(self.framer, data), messages)
 
     async def _write(self, data: bytes, messages: int) -> None:
         lock = self._send_lock
@@ -648,8 +663,9 @@ class FramedStream(ObjectStream[T], Generic[T]):
         Waits for sends already in progress, so the end follows their bytes.
 
         Raises:
-            NotImplementedError: the transport cannot half-close (TLS in
-                standard-compatible mode, for one).
+            NotImplementedError: the transport cannot half-close (TLS, for one).
+            anyio.ClosedResourceError: this stream was closed.
+            anyio.BrokenResourceError: the transport failed (the peer has gone).
         """
         if self._is_closed:
             raise ClosedResourceError
