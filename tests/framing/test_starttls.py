@@ -28,7 +28,7 @@ from framing import (
 )
 from framing.server import ServerInfo
 from framing.transport import AsyncioSocketStream
-from tests.framing.transports import stream_pair, tls_contexts
+from tests.framing.transports import stream_pair, tls_contexts, until
 
 pytestmark = pytest.mark.anyio
 
@@ -242,7 +242,7 @@ async def test_start_tls_during_a_receive_is_refused() -> None:
             server = FramedStream(b, Lines())
             async with anyio.create_task_group() as tg:
                 tg.start_soon(server.receive)
-                await anyio.sleep(0.05)
+                await until(lambda: server.waiting_since is not None)
                 with pytest.raises(anyio.BusyResourceError):
                     await server.start_tls(server_ctx, server_side=True)
                 await a.send(b"done\r\n")  # ends the receive
