@@ -12,6 +12,7 @@ r"""The anyio adapter: any framer on any anyio byte stream, as an object stream 
 :class:`FramedStream` is an :class:`anyio.abc.ObjectStream`, so everything written
 for anyio's streams works with it. :func:`connect` and :func:`connect_unix` open
 a connection and wrap it; :mod:`framing.server` accepts them.
+:meth:`FramedStream.start_tls` upgrades one to TLS in place (STARTTLS).
 
 Receiving raises the peer's faults (:class:`~framing.FramingError`, the
 :class:`~framing.ReceiveTimeout` family); sending raises the caller's

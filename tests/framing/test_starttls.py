@@ -26,6 +26,7 @@ from framing import (
     TLSHandshakeFailed,
     serve,
 )
+from framing.proxied import ProxiedStream
 from framing.server import ServerInfo
 from framing.transport import AsyncioSocketStream
 from tests.framing.transports import stream_pair, tls_contexts, until
@@ -179,6 +180,21 @@ async def test_start_tls_refuses_bytes_read_ahead_by_the_transport(kind: str) ->
                 assert caught.value.held == len(b"RSET\r\n")
             with pytest.raises(anyio.ClosedResourceError):
                 await server.receive()
+
+
+async def test_start_tls_counts_the_bytes_a_proxied_stream_holds(kind: str) -> None:
+    """Behind a PROXY header, bytes read with the header and not yet handed out count too."""
+    server_ctx, _ = tls_contexts()
+    with anyio.fail_after(10):
+        async with stream_pair(kind) as (_a, b):
+            # As read_proxy_header leaves it: the bytes after the header, read with it.
+            proxied = ProxiedStream(b, None, b"STARTTLS\r\nRSET\r\n")
+            server = FramedStream(proxied, Lines(), receive_size=len(b"STARTTLS\r\n"))
+            assert await server.receive() == b"STARTTLS"
+            assert proxied.queued == len(b"RSET\r\n")
+            with pytest.raises(PlaintextInjection) as caught:
+                await server.start_tls(server_ctx, server_side=True, reply=b"220 Ready")
+            assert caught.value.held == len(b"RSET\r\n")
 
 
 async def test_start_tls_client_refuses_bytes_after_the_go_ahead(kind: str) -> None:
