@@ -6,7 +6,7 @@ back; :class:`FramedStream` puts any of them on any anyio byte stream, and
 :func:`serve_pipelined` and :class:`Requester` answer and make pipelined calls.
 """
 
-from framing.base import Framer
+from framing.base import BytesLike, Framer
 from framing.delimited import Delimited, Lines
 from framing.errors import (
     BufferBudgetExceeded,
@@ -18,10 +18,13 @@ from framing.errors import (
     MalformedFrame,
     MessageTimeout,
     MessageTooLarge,
+    MessageTypeError,
+    PlaintextInjection,
     ProxyHeaderError,
     ReceiveTimeout,
     RequestFailed,
     RequestTimeout,
+    TLSHandshakeFailed,
     UnexpectedReply,
 )
 from framing.fixed import FixedSize
@@ -46,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BufferBudget",
     "BufferBudgetExceeded",
+    "BytesLike",
     "Delimited",
     "EncodeError",
     "FixedSize",
@@ -61,7 +65,9 @@ __all__ = [
     "MalformedFrame",
     "MessageTimeout",
     "MessageTooLarge",
+    "MessageTypeError",
     "Netstring",
+    "PlaintextInjection",
     "ProxiedStream",
     "ProxyAttribute",
     "ProxyCommand",
@@ -77,6 +83,7 @@ __all__ = [
     "ServerStats",
     "StreamStats",
     "StructPrefixed",
+    "TLSHandshakeFailed",
     "UnexpectedReply",
     "__version__",
     "connect",

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
-from framing.errors import EncodeError
+from framing.errors import MessageTypeError
 
 __all__ = ["BytesLike", "EarlyCheck", "EofPolicy", "Framer", "OversizePolicy", "message_bytes"]
 
@@ -106,9 +106,12 @@ class Framer(Protocol[T]):
         Raises:
             MessageTooLarge: the message is over ``max_size`` or more than the
                 framing can express (an :class:`~framing.EncodeError`).
+            MessageTypeError: the message is not bytes (a ``str``...): an
+                :class:`~framing.EncodeError` that is also a :class:`TypeError`,
+                naming the framer.
             EncodeError: any other message this framing cannot carry: one that
-                contains the delimiter, one of the wrong size, a ``str``. It is
-                the caller's fault, a :class:`ValueError`, never a
+                contains the delimiter, one of the wrong size. It is the
+                caller's fault, a :class:`ValueError`, never a
                 :class:`~framing.FramingError`; nothing is written.
         """
         ...
@@ -130,9 +133,11 @@ def message_bytes(framer: object, message: object) -> bytes:
     """Return ``message`` (any bytes-like object) as ``bytes``, for ``encode``.
 
     Raises:
-        EncodeError: ``message`` is not bytes-like (a ``str``, an ``int``...),
-            naming ``framer``. ``bytes(message)`` would raise a bare
-            ``TypeError``, or for an ``int`` quietly make that many zero bytes.
+        MessageTypeError: ``message`` is not bytes-like (a ``str``, an
+            ``int``...), naming ``framer``; an ``EncodeError`` and a
+            ``TypeError``. ``bytes(message)`` would raise a bare ``TypeError``
+            ("string argument without an encoding"), or for an ``int`` quietly
+            make that many zero bytes.
     """
     if type(message) is bytes:
         return message
@@ -140,5 +145,4 @@ def message_bytes(framer: object, message: object) -> bytes:
         with memoryview(message) as view:  # type: ignore[arg-type]
             return view.tobytes()
     except TypeError:
-        kind = type(message).__name__
-        raise EncodeError(repr(framer), f"expects bytes, not {kind}") from None
+        raise MessageTypeError(repr(framer), type(message).__name__) from None

@@ -59,6 +59,7 @@ from framing.errors import (
     IncompleteFrame,
     MalformedFrame,
     MessageTooLarge,
+    MessageTypeError,
 )
 
 __all__ = ["Delimited", "Lines"]
@@ -303,7 +304,7 @@ class _DelimiterEngine:
                 delimiter and its offset.
         """
         if not isinstance(message, bytes | bytearray | memoryview):
-            raise EncodeError(repr(self), f"expects bytes, not {type(message).__name__}")
+            raise MessageTypeError(repr(self), type(message).__name__)
         msg = bytes(message)
         if len(msg) > self._max_size:
             raise MessageTooLarge(repr(self), len(msg), self._max_size)

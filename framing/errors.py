@@ -8,7 +8,9 @@
      |    +-- IncompleteFrame        the stream ended inside a message
      |    +-- MalformedFrame         bytes that cannot be a valid header or delimiter
      |    |    +-- ProxyHeaderError  a missing, malformed or unknown PROXY protocol header
+     |    |    +-- PlaintextInjection  bytes held after a STARTTLS request (start_tls refuses)
      |    +-- BufferBudgetExceeded   the connections sharing a BufferBudget hold too much
+     |    +-- TLSHandshakeFailed     start_tls's handshake failed or timed out
      +-- RequestFailed               a Requester call can get no reply: its stream ended or broke
      |    +-- UnexpectedReply        the PEER sent a reply that matches no call in flight
      +-- TimeoutError (builtin)
@@ -19,6 +21,7 @@
      +-- ValueError (builtin)
           +-- EncodeError            the CALLER asked for something that cannot be framed
                +-- MessageTooLarge   a message over max_size, or more than the header can express
+               +-- MessageTypeError  not bytes (a str...); a TypeError too
 
 The split is h11's (``RemoteProtocolError`` against ``LocalProtocolError``):
 
@@ -56,10 +59,13 @@ __all__ = [
     "MalformedFrame",
     "MessageTimeout",
     "MessageTooLarge",
+    "MessageTypeError",
+    "PlaintextInjection",
     "ProxyHeaderError",
     "ReceiveTimeout",
     "RequestFailed",
     "RequestTimeout",
+    "TLSHandshakeFailed",
     "UnexpectedReply",
 ]
 
@@ -158,6 +164,48 @@ class ProxyHeaderError(MalformedFrame):
     runs past the header, a bad checksum, or the stream ending inside the
     header. ``reason`` says which, with the numbers.
     """
+
+
+class PlaintextInjection(MalformedFrame):
+    """Bytes arrived after the request to start TLS and before the handshake (STARTTLS).
+
+    Raised by :meth:`FramedStream.start_tls <framing.FramedStream.start_tls>`,
+    which closes the connection instead of upgrading it. Those bytes were sent
+    in plaintext, yet once the stream is under TLS they would be read as if
+    they had come under it: the command injection of CVE-2011-0411 (Postfix)
+    and CVE-2021-33515 (Dovecot). A client that sends ``STARTTLS`` and ``RSET``
+    in one write is such a peer.
+
+    Attributes:
+        held: bytes held after the request (by the framer and the transport).
+        messages_held: messages already parsed from them and not yet delivered.
+    """
+
+    def __init__(self, framer: str, held: int, messages_held: int = 0) -> None:
+        detail = f"plaintext injection: {held} bytes received after the request to start TLS"
+        if messages_held:
+            detail += f" ({messages_held} messages parsed from them)"
+        super().__init__(framer, detail + ", before the handshake; not upgrading")
+        self.held = held
+        self.messages_held = messages_held
+
+
+class TLSHandshakeFailed(FramingError):
+    """The TLS handshake of :meth:`FramedStream.start_tls <framing.FramedStream.start_tls>` failed.
+
+    The peer sent something that is not TLS, refused our certificate (or we
+    its), ended the connection, or did not finish within the handshake
+    timeout. The connection is closed; the original error is the cause
+    (``__cause__``), and serve counts it as ``"TLSHandshakeFailed"``, as it
+    counts its own handshakes that fail.
+
+    Attributes:
+        reason: what failed, in words.
+    """
+
+    def __init__(self, framer: str, reason: str) -> None:
+        super().__init__(framer, f"TLS handshake failed: {reason}")
+        self.reason = reason
 
 
 class BufferBudgetExceeded(FramingError):
@@ -287,3 +335,22 @@ class MessageTooLarge(EncodeError):
         super().__init__(framer, text)
         self.size = size
         self.limit = limit
+
+
+class MessageTypeError(EncodeError, TypeError):
+    """A message of the wrong type: a ``str`` (or an ``int``...) where bytes were due.
+
+    Both an :class:`EncodeError` (the caller's fault; nothing is written) and a
+    :class:`TypeError`, which is what Python raises for a value of the wrong
+    type: ``except TypeError`` catches it as well. Its text names the framer
+    and the type: ``"Lines(): expects bytes, not str"``.
+
+    Attributes:
+        kind: the name of the type given, such as ``"str"``.
+        expected: what was expected, such as ``"bytes"``.
+    """
+
+    def __init__(self, framer: str, kind: str, *, expected: str = "bytes") -> None:
+        super().__init__(framer, f"expects {expected}, not {kind}")
+        self.kind = kind
+        self.expected = expected

@@ -101,6 +101,7 @@ from framing.errors import (
     IncompleteFrame,
     MalformedFrame,
     MessageTooLarge,
+    MessageTypeError,
 )
 from framing.varint import MAX_VARINT_BYTES, decode_varint, encode_varint, read_varint
 
@@ -611,8 +612,8 @@ class _Prefixed(Generic[T]):
     def _rejected(self, reason: str, out: list[T]) -> MalformedFrame:
         return MalformedFrame(repr(self), f"early check failed: {reason}", messages=out)
 
-    def _not_bytes(self, message: object) -> EncodeError:
-        return EncodeError(repr(self), f"expects bytes, not {type(message).__name__}")
+    def _not_bytes(self, message: object) -> MessageTypeError:
+        return MessageTypeError(repr(self), type(message).__name__)
 
 
 @final

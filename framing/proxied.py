@@ -99,6 +99,16 @@ class ProxiedStream(ByteStream):
         await self.transport_stream.aclose()
 
     @property
+    def queued(self) -> int:
+        """Bytes read and not yet received: those left after the header, and the wrapped stream's.
+
+        The wrapped stream's count when it says (a ``queued`` of its own), as
+        :meth:`FramedStream.start_tls <framing.FramedStream.start_tls>` asks.
+        """
+        inner = getattr(self.transport_stream, "queued", 0)
+        return len(self._rest) + (inner if isinstance(inner, int) else 0)
+
+    @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
         """The wrapped stream's attributes, the remote end being the client the header names."""
         attributes: dict[Any, Callable[[], Any]] = dict(self.transport_stream.extra_attributes)

@@ -12,6 +12,7 @@ r"""The anyio adapter: any framer on any anyio byte stream, as an object stream 
 :class:`FramedStream` is an :class:`anyio.abc.ObjectStream`, so everything written
 for anyio's streams works with it. :func:`connect` and :func:`connect_unix` open
 a connection and wrap it; :mod:`framing.server` accepts them.
+:meth:`FramedStream.start_tls` upgrades one to TLS in place (STARTTLS).
 
 Receiving raises the peer's faults (:class:`~framing.FramingError`, the
 :class:`~framing.ReceiveTimeout` family); sending raises the caller's
@@ -44,13 +45,15 @@ from anyio.abc import ByteStream, ObjectStream, SocketAttribute, SocketStream
 from anyio.streams.tls import TLSStream
 
 from framing import transport
-from framing.base import BytesLike, Framer
+from framing.base import BytesLike, Framer, message_bytes
 from framing.errors import (
     BufferBudgetExceeded,
     FramingError,
     IdleTimeout,
     MessageTimeout,
+    PlaintextInjection,
     ReceiveTimeout,
+    TLSHandshakeFailed,
 )
 from framing.proxied import ProxiedStream
 
@@ -73,6 +76,9 @@ U = TypeVar("U")
 # at most and what a loopback read usually gets under load: big enough that a
 # busy peer's messages arrive in few reads, small enough to hold per connection.
 DEFAULT_RECEIVE_SIZE = 65536
+# Seconds a STARTTLS handshake may take: as long as serve gives its own TLS
+# handshakes (a few round trips; a peer that takes longer is not coming).
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 
 
 @final
@@ -145,6 +151,24 @@ class StreamStats:
         """Add one to the count of errors of ``exc``'s kind."""
         kind = type(exc).__name__
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+def _describe(exc: BaseException) -> str:
+    """An error in words: its text, else its cause's (anyio raises bare wrappers), else its name."""
+    while not str(exc) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc) or type(exc).__name__
+
+
+def _read_ahead(stream: ByteStream) -> int:
+    """Bytes ``stream`` has read and not yet handed out, if it says (an int ``queued``).
+
+    :class:`framing.transport.AsyncioSocketStream` and
+    :class:`framing.ProxiedStream` say; anyio's own streams do not (see
+    :meth:`FramedStream.start_tls` for why what they hold is still refused).
+    """
+    queued = getattr(stream, "queued", 0)
+    return queued if isinstance(queued, int) else 0
 
 
 def check_stream_options(
@@ -559,10 +583,15 @@ class FramedStream(ObjectStream[T], Generic[T]):
         Several tasks may send at once: each message goes out whole, in turn.
 
         Raises:
-            EncodeError: the framer cannot carry the message (nothing is sent);
-                :class:`~framing.MessageTooLarge` when it is over ``max_size``.
+            MessageTooLarge: the message is over the framer's ``max_size``
+                (nothing is sent).
+            MessageTypeError: the message is not bytes (a ``str``...): an
+                ``EncodeError`` that is also a ``TypeError`` (nothing is sent).
+            EncodeError: any other message the framer cannot carry, such as
+                one containing the delimiter (nothing is sent).
             anyio.ClosedResourceError: this stream was closed.
             anyio.BrokenResourceError: the transport failed (the peer has gone).
+            ssl.SSLError: over TLS, the TLS layer failed otherwise.
         """
         if self._is_closed:
             raise ClosedResourceError
@@ -571,8 +600,16 @@ class FramedStream(ObjectStream[T], Generic[T]):
     async def send_many(self, messages: Iterable[T]) -> None:
         """Encode several messages and write them in one transport write.
 
-        Nothing is sent when one of them cannot be encoded. Raises as
-        :meth:`send` does; an empty iterable sends nothing.
+        Nothing is sent when one of them cannot be encoded; an empty iterable
+        sends nothing.
+
+        Raises:
+            MessageTooLarge: a message is over the framer's ``max_size``.
+            MessageTypeError: a message is not bytes (a ``str``...).
+            EncodeError: any other message the framer cannot carry.
+            anyio.ClosedResourceError: this stream was closed.
+            anyio.BrokenResourceError: the transport failed (the peer has gone).
+            ssl.SSLError: over TLS, the TLS layer failed otherwise.
         """
         if self._is_closed:
             raise ClosedResourceError
@@ -595,12 +632,14 @@ class FramedStream(ObjectStream[T], Generic[T]):
                 ``stats.messages_out`` (0 for bytes outside the framing).
 
         Raises:
+            MessageTypeError: ``data`` is not bytes-like (a ``str``...).
             anyio.ClosedResourceError: this stream was closed.
             anyio.BrokenResourceError: the transport failed (the peer has gone).
+            ssl.SSLError: over TLS, the TLS layer failed otherwise.
         """
         if self._is_closed:
             raise ClosedResourceError
-        await self._write(bytes(data), messages)
+        await self._write(message_bytes(self.framer, data), messages)
 
     async def _write(self, data: bytes, messages: int) -> None:
         lock = self._send_lock
@@ -625,8 +664,9 @@ class FramedStream(ObjectStream[T], Generic[T]):
         Waits for sends already in progress, so the end follows their bytes.
 
         Raises:
-            NotImplementedError: the transport cannot half-close (TLS in
-                standard-compatible mode, for one).
+            NotImplementedError: the transport cannot half-close (TLS, for one).
+            anyio.ClosedResourceError: this stream was closed.
+            anyio.BrokenResourceError: the transport failed (the peer has gone).
         """
         if self._is_closed:
             raise ClosedResourceError
@@ -667,6 +707,113 @@ class FramedStream(ObjectStream[T], Generic[T]):
             self.framer = cast("Framer[T]", new)
             self._account()
         return cast("FramedStream[U]", self)
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        server_side: bool,
+        hostname: str | None = None,
+        reply: T | None = None,
+        handshake_timeout: float | None = DEFAULT_HANDSHAKE_TIMEOUT,
+        standard_compatible: bool = True,
+    ) -> None:
+        """Upgrade this stream to TLS in place (STARTTLS): same object, framer and counters.
+
+        Call it between receives, right after the message that agreed to the
+        upgrade: on a server, the peer's ``STARTTLS``; on a client, the
+        server's go-ahead (``220 Ready``). In that order, with sends held back
+        until it returns:
+
+        1. **Check.** A byte received after that message would still be held,
+           by the framer or read ahead by the transport (see
+           :attr:`framing.transport.AsyncioSocketStream.queued`). If one is,
+           the peer sent plaintext where TLS was due, which would later be read
+           as if it had come under TLS (CVE-2011-0411): the stream is closed
+           and :class:`~framing.PlaintextInjection` raised.
+        2. **Reply** (server side): ``reply``, encoded by the framer, is sent.
+           It must be sent here and not before: the client answers it with its
+           TLS ClientHello at once, and that hello, read ahead, would fail the
+           check.
+        3. **Handshake**, within ``handshake_timeout``; then the stream reads
+           and writes through :class:`anyio.streams.tls.TLSStream`.
+
+        Bytes the transport holds without saying so, or still in the kernel,
+        reach the TLS engine as the start of the handshake, which fails on them
+        (plaintext is not a TLS record): they are never read as if under TLS.
+        Receive with :meth:`receive` before an upgrade, not :meth:`receive_many`,
+        which may hand out, already parsed, the messages that followed.
+
+        Args:
+            ssl_context: the TLS settings (a server's holds its certificate);
+                ``None`` makes a default one.
+            server_side: whether this end is the TLS server.
+            hostname: the name the server's certificate must carry (client side).
+            reply: a message to send after the check and before the handshake,
+                or ``None``.
+            handshake_timeout: seconds for the handshake to finish, or ``None``
+                for no limit.
+            standard_compatible: send and expect TLS ``close_notify`` on close.
+
+        Raises:
+            PlaintextInjection: bytes were held after the upgrade request (the
+                stream is closed).
+            TLSHandshakeFailed: the handshake failed or timed out (the stream
+                is closed; the original error is the cause).
+            EncodeError: the framer cannot carry ``reply`` (nothing was done).
+            anyio.BusyResourceError: a receive is in progress.
+            anyio.ClosedResourceError: this stream was closed.
+            anyio.BrokenResourceError: the transport failed, or an error was
+                already raised.
+        """
+        if self._is_closed:
+            raise ClosedResourceError
+        data = None if reply is None else self.framer.encode(reply)
+        with self._receiving:
+            lock = self._send_lock
+            await lock.acquire()
+            try:
+                if self._error is not None:
+                    self._raise_error()
+                held = self.framer.buffered + _read_ahead(self.transport_stream)
+                if held or self._pending:
+                    injection = PlaintextInjection(repr(self.framer), held, len(self._pending))
+                    await self._abort(injection)
+                    raise injection
+                if data is not None:
+                    await self.transport_stream.send(data)
+                    self.stats.messages_out += 1
+                    self.stats.bytes_out += len(data)
+                try:
+                    with anyio.fail_after(handshake_timeout):
+                        tls = await TLSStream.wrap(
+                            self.transport_stream,
+                            server_side=server_side,
+                            hostname=hostname,
+                            ssl_context=ssl_context,
+                            standard_compatible=standard_compatible,
+                        )
+                except (OSError, BrokenResourceError, EndOfStream) as cause:
+                    # ssl.SSLError and TimeoutError (ours, from fail_after) are OSErrors.
+                    if isinstance(cause, TimeoutError):
+                        reason = f"not finished within {handshake_timeout} s"
+                    else:
+                        reason = _describe(cause)
+                    failed = TLSHandshakeFailed(repr(self.framer), reason)
+                    await self._abort(failed)
+                    raise failed from cause
+                except BaseException:
+                    await anyio.aclose_forcefully(self)  # cancelled mid-handshake: unusable
+                    raise
+                self.transport_stream = tls
+                self._drain_socket = None  # an EOF under TLS would be an error (see drain)
+            finally:
+                lock.release()
+
+    async def _abort(self, exc: BaseException) -> None:
+        """End the connection for ``exc``, counted; later calls raise ``ClosedResourceError``."""
+        self.stats.count_error(exc)
+        await anyio.aclose_forcefully(self)
 
     async def aclose(self) -> None:
         """Close the stream and its transport; later calls raise ``ClosedResourceError``."""

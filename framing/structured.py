@@ -29,7 +29,7 @@ from typing import Any, final
 from construct import Construct, ConstructError, FormatField, Renamed
 
 from framing.base import BytesLike, EarlyCheck, OversizePolicy
-from framing.errors import EncodeError, MalformedFrame, MessageTooLarge
+from framing.errors import EncodeError, MalformedFrame, MessageTooLarge, MessageTypeError
 from framing.length import DEFAULT_MAX_SIZE, _Prefixed
 
 __all__ = ["Frame", "StructPrefixed"]
@@ -269,7 +269,7 @@ class StructPrefixed(_Prefixed[Frame]):
                 field).
         """
         if not isinstance(message, Frame):
-            raise EncodeError(repr(self), f"expects a Frame, not {type(message).__name__}")
+            raise MessageTypeError(repr(self), type(message).__name__, expected="a Frame")
         if not isinstance(message.payload, bytes | bytearray | memoryview):
             raise self._not_bytes(message.payload)
         payload = bytes(message.payload)

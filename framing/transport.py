@@ -42,6 +42,7 @@ Backpressure and memory:
   finds the queue empty resumes it. A connection so holds at most
   ``READ_AHEAD`` plus one read (64 KiB) beyond what its framer holds, and a
   peer that writes while nobody receives meets a full TCP window.
+  :attr:`AsyncioSocketStream.queued` says how many bytes wait.
 - Writing: ``send`` returns once the transport has the bytes, and waits while
   more than ``_WRITE_HIGH`` bytes are unsent (the transport's ``pause_writing``).
 - The receive buffer that the loop reads into is shared by every connection
@@ -336,7 +337,14 @@ class AsyncioSocketStream(ByteStream):
 
     @property
     def queued(self) -> int:
-        """Bytes read from the socket and not yet received (at most ``READ_AHEAD`` + one read)."""
+        """Bytes read from the socket and not yet received (at most ``READ_AHEAD`` + one read).
+
+        This transport reads ahead, so bytes the peer sent may wait here
+        unseen by the reader. :meth:`FramedStream.start_tls
+        <framing.FramedStream.start_tls>` counts them: any byte held after a
+        STARTTLS request is a plaintext injection. Any byte stream that reads
+        ahead may say the same in an ``int`` property of this name.
+        """
         return self._state.held
 
     @property

@@ -5,7 +5,8 @@ in the chosen framing; each message received is printed on its own line, as
 text when it is printable UTF-8 and in hex otherwise (``--hex``: always hex).
 At the end of standard input the client half-closes the connection (its FIN
 tells the server there is no more), keeps printing replies until the server
-ends the connection, and exits 0::
+ends the connection, and exits 0 (1, with the reason on stderr, when a line
+could not be sent in the framing, or the server's replies broke it)::
 
     $ printf 'hello\nworld\n' | framing connect 127.0.0.1 1234 --framing length:2
     hello
@@ -30,6 +31,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO
 
@@ -110,7 +112,9 @@ async def talk(
 
     Raises:
         CommandError: the framing cannot be made, the connection could not be
-            made or broke, or the server broke the framing.
+            made or broke, the server broke the framing, or a line could not be
+            sent in the framing (the others were sent; each refused line was
+            reported on stderr as it came).
     """
     source = sys.stdin.buffer if source is None else source
     sink = sys.stdout.buffer if sink is None else sink
@@ -127,12 +131,13 @@ async def talk(
     send_lines, receive_lines = anyio.create_memory_object_stream[list[bytes]](_QUEUED)
     # Raised after the task group, so that it is not wrapped in a group.
     failure: CommandError | None = None
+    refused = _Refused()
     async with stream, BlockingPortal() as portal:
         try:
             async with anyio.create_task_group() as tg:
                 reader = partial(_read_lines, _reader(source), portal, send_lines, raw=raw)
                 threading.Thread(target=reader, name="stdin reader", daemon=True).start()
-                tg.start_soon(_send_lines, stream, receive_lines)
+                tg.start_soon(_send_lines, stream, receive_lines, refused)
                 await _print_messages(stream, sink, raw=raw, hex_output=hex_output)
                 # The server has ended the connection: stop sending, even if
                 # standard input still has lines.
@@ -147,8 +152,21 @@ async def talk(
             # and any it reads later have nowhere to go.
             await portal.stop(cancel_remaining=True)
             send_lines.close()
+    if failure is None and refused.count:
+        failure = CommandError(f"{_lines(refused.count)} not sent: the framing cannot carry them")
     if failure is not None:
         raise failure
+
+
+@dataclass
+class _Refused:
+    """How many lines the framing could not carry (reported one by one as they came)."""
+
+    count: int = 0
+
+
+def _lines(count: int) -> str:
+    return "1 line" if count == 1 else f"{count} lines"
 
 
 def _reason(exc: OSError) -> str:
@@ -216,9 +234,14 @@ def _read_lines(
 
 
 async def _send_lines(
-    stream: FramedStream[bytes], lines: MemoryObjectReceiveStream[list[bytes]]
+    stream: FramedStream[bytes],
+    lines: MemoryObjectReceiveStream[list[bytes]],
+    refused: _Refused,
 ) -> None:
-    """Send the lines as messages, many per write when they come fast; then half-close."""
+    """Send the lines as messages, many per write when they come fast; then half-close.
+
+    Lines the framing cannot carry are reported, skipped and counted in ``refused``.
+    """
     async with lines:
         async for first in lines:
             batch = first
@@ -228,21 +251,31 @@ async def _send_lines(
                     batch += lines.receive_nowait()
                 except (anyio.WouldBlock, anyio.EndOfStream):
                     break
-            await _send_batch(stream, batch)
+            refused.count += await _send_batch(stream, batch)
     await stream.send_eof()
 
 
-async def _send_batch(stream: FramedStream[bytes], batch: list[bytes]) -> None:
-    """Send ``batch`` in one write; if one line cannot be framed, say so and send the others."""
+async def _send_batch(stream: FramedStream[bytes], batch: list[bytes]) -> int:
+    """Send ``batch`` in one write; if a line cannot be framed, say so, send the others.
+
+    Returns:
+        How many lines were not sent.
+    """
     try:
         await stream.send_many(batch)
     except EncodeError:
-        # Too large for the framing, or containing the delimiter: find which.
-        for message in batch:
-            try:
-                await stream.send(message)
-            except EncodeError as exc:
-                error(f"line not sent: {exc}")
+        pass
+    else:
+        return 0
+    # Too large for the framing, or containing the delimiter: find which.
+    refused = 0
+    for message in batch:
+        try:
+            await stream.send(message)
+        except EncodeError as exc:
+            error(f"line not sent: {exc}")
+            refused += 1
+    return refused
 
 
 async def _print_messages(

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from construct import Int8ub, Int16ub, Struct
 
+import framing
+from framing.base import BytesLike
 from framing.delimited import Delimited, Lines
 from framing.errors import (
     EncodeError,
@@ -25,10 +27,12 @@ from framing.errors import (
     IncompleteFrame,
     MalformedFrame,
     MessageTooLarge,
+    MessageTypeError,
 )
 from framing.fixed import FixedSize
-from framing.length import LengthPrefixed, StructPrefixed
+from framing.length import Frame, LengthPrefixed, StructPrefixed
 from framing.netstring import Netstring
+from framing.raw import Raw
 
 
 def _bad_after_good() -> list[tuple[Callable[[], Any], bytes, type[Exception]]]:
@@ -105,6 +109,53 @@ def test_encode_error_names_framer_and_numbers(
     rest = text if text[0].isdigit() else f"{len(message)} bytes: {text}"
     assert str(info.value) == prefix + rest
     assert info.value.framer == repr(framer)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "framer",
+    [
+        Raw(),
+        LengthPrefixed(2),
+        LengthPrefixed("varint"),
+        LengthPrefixed(2, length_offset=1, strip=0),
+        StructPrefixed(Struct("length" / Int16ub)),
+        Delimited(b"\n"),
+        Lines(),
+        Netstring(),
+        FixedSize(5),
+    ],
+    ids=repr,
+)
+@pytest.mark.parametrize("message", ["hello", 5, None, [1, 2]], ids=lambda m: type(m).__name__)
+def test_encode_of_a_non_bytes_message_is_a_type_error_naming_the_framer(
+    framer: Any, message: object
+) -> None:
+    """Issue 12: a ``str`` is told it should be bytes, by the framer that refused it."""
+    if isinstance(framer, StructPrefixed):
+        message = Frame({}, message)  # type: ignore[arg-type]
+    with pytest.raises(TypeError) as info:
+        framer.encode(message)
+    exc = info.value
+    assert isinstance(exc, MessageTypeError)
+    assert isinstance(exc, EncodeError)  # the caller's fault, as every encode error
+    assert not isinstance(exc, FramingError)
+    kind = type(message if not isinstance(message, Frame) else message.payload).__name__
+    assert str(exc) == f"{framer!r}: expects bytes, not {kind}"
+    assert (exc.framer, exc.kind) == (repr(framer), kind)
+
+
+def test_struct_prefixed_encode_of_a_non_frame_is_a_type_error() -> None:
+    framer = StructPrefixed(Struct("length" / Int16ub))
+    with pytest.raises(MessageTypeError, match=r": expects a Frame, not bytes$"):
+        framer.encode(b"payload")  # type: ignore[arg-type]
+
+
+def test_public_names_include_bytes_like_and_the_new_errors() -> None:
+    """``BytesLike`` (for writing a framer) and the errors are importable from ``framing``."""
+    for name in ("BytesLike", "MessageTypeError", "PlaintextInjection", "TLSHandshakeFailed"):
+        assert name in framing.__all__
+    assert framing.BytesLike is BytesLike
+    assert framing.MessageTypeError is MessageTypeError
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,13 @@ from anyio.streams.tls import TLSAttribute
 from framing import transport
 from framing.base import Framer
 from framing.delimited import Lines
-from framing.errors import FrameTooLarge, IncompleteFrame, MessageTooLarge
+from framing.errors import (
+    EncodeError,
+    FrameTooLarge,
+    IncompleteFrame,
+    MessageTooLarge,
+    MessageTypeError,
+)
 from framing.length import LengthPrefixed
 from framing.raw import Raw
 from framing.server import serve
@@ -252,6 +258,30 @@ async def test_send_of_oversize_message_sends_nothing() -> None:
             assert await b.receive() == b"\x00\x02ok"
             assert framed.stats.messages_out == 1
             assert framed.stats.bytes_out == 4
+
+
+async def test_send_of_a_str_is_a_type_error_naming_the_framer_and_sends_nothing() -> None:
+    """Issue 12: not the bare ``TypeError: string argument without an encoding``."""
+    with anyio.fail_after(5):
+        async with stream_pair("tcp4") as (a, b):
+            framed = FramedStream(a, Lines())
+            untyped: Any = framed  # what a caller without a type checker may do
+            sends: list[Any] = [
+                lambda: untyped.send("hello"),
+                lambda: untyped.send_many([b"ok", "hello"]),
+                lambda: untyped.send_bytes("hello"),
+                lambda: untyped.send_bytes(5),  # not five zero bytes
+            ]
+            for send in sends:
+                with pytest.raises(TypeError) as info:
+                    await send()
+                assert isinstance(info.value, MessageTypeError)
+                assert isinstance(info.value, EncodeError)
+                assert info.value.kind in ("str", "int")
+                assert str(info.value) == f"Lines(): expects bytes, not {info.value.kind}"
+            await framed.send(b"ok")
+            assert await b.receive() == b"ok\n"
+            assert (framed.stats.messages_out, framed.stats.bytes_out) == (1, 3)
 
 
 # -- switching framers -----------------------------------------------------

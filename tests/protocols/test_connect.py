@@ -15,7 +15,7 @@ from framing.server import serve
 from framing.stream import FramedStream
 from protocols.connect import render, talk
 from protocols.runner import CommandError
-from tests.protocols.test_cli import TIMEOUT, Launcher, launcher
+from tests.protocols.test_cli import FRAMING, ROOT, TIMEOUT, Launcher, launcher
 from tests.protocols.test_echo import LogLines, start_echo
 
 __all__ = ["launcher"]  # the fixture, imported for this module's tests
@@ -122,14 +122,64 @@ def test_connect_exits_when_the_server_closes_first(launcher: Launcher) -> None:
     assert client.out == "a\nq\n"
 
 
-def test_connect_skips_a_line_the_framing_cannot_carry(launcher: Launcher) -> None:
+def test_connect_skips_a_line_the_framing_cannot_carry_and_exits_1(launcher: Launcher) -> None:
+    """The other lines are sent and answered; the exit status says one was not (issue 12)."""
     port = launcher.echo("--framing", "length:1")[1]
     data = b"short\n" + b"x" * 300 + b"\nlast\n"
     status, out, err = connect_cli(launcher, port, "--framing", "length:1", data=data)
-    assert status == 0, err
+    assert status == 1, err
     assert out == b"short\nlast\n"
-    assert err.startswith("framing: error: line not sent: ")
-    assert err.count("\n") == 1
+    first, last = err.splitlines()
+    assert first == (
+        "framing: error: line not sent: LengthPrefixed(width=1): "
+        "cannot encode a message of 300 bytes: the limit is 255 bytes"
+    )
+    assert last == "framing: error: 1 line not sent: the framing cannot carry them"
+
+
+@pytest.mark.anyio
+async def test_connect_exits_1_when_the_replies_break_the_framing() -> None:
+    """A reply in lines read as length:2: exit 1, the framer's reason on stderr (issue 12)."""
+
+    async def wrong_framing(stream: FramedStream[bytes]) -> None:
+        await stream.send(b"ERR unknown command\n")
+
+    async with anyio.create_task_group() as tg:
+        server = await tg.start(partial(serve, wrong_framing, Raw()))
+        with anyio.fail_after(TIMEOUT):
+            result = await anyio.run_process(
+                [*FRAMING, "connect", "127.0.0.1", str(server.port), "--framing", "length:2"],
+                input=b"hello\n",
+                cwd=ROOT,
+                check=False,
+            )
+        tg.cancel_scope.cancel()
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert result.stderr.decode() == (
+        "framing: error: the server broke the framing: LengthPrefixed(width=2): "
+        "stream ended 20 bytes into a 17748-byte frame\n"
+    )
+
+
+@pytest.mark.anyio
+async def test_talk_a_line_not_sent_is_a_command_error_after_the_others() -> None:
+    sink = io.BytesIO()
+    async with anyio.create_task_group() as tg:
+        port = await start_echo(tg, LogLines(), framing="length:1")
+        with (
+            anyio.fail_after(TIMEOUT),
+            pytest.raises(CommandError, match=r"^2 lines not sent: the framing cannot carry them$"),
+        ):
+            await talk(
+                "127.0.0.1",
+                port,
+                framing="length:1",
+                source=io.BytesIO(b"a\n" + b"x" * 256 + b"\nb\n" + b"y" * 300 + b"\n"),
+                sink=sink,
+            )
+        tg.cancel_scope.cancel()
+    assert sink.getvalue() == b"a\nb\n"
 
 
 @pytest.mark.parametrize("loop", LOOPS)
