@@ -674,6 +674,10 @@ class FramedStream(ObjectStream[T], Generic[T]):
         await lock.acquire()
         try:
             await self.transport_stream.send_eof()
+        except OSError as exc:
+            # A reset not yet seen makes shutdown() say ENOTCONN, which anyio's
+            # socket streams let through bare on trio: the connection is broken.
+            raise BrokenResourceError from exc
         finally:
             lock.release()
 

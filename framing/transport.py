@@ -312,7 +312,12 @@ class AsyncioSocketStream(ByteStream):
             raise ClosedResourceError
         if self._state.lost or self._loop_transport.is_closing():
             raise BrokenResourceError from self._state.exception
-        self._loop_transport.write_eof()
+        try:
+            self._loop_transport.write_eof()
+        except OSError as exc:
+            # The peer reset the connection before the loop noticed: shutdown()
+            # says ENOTCONN (seen on asyncio's selector loop).
+            raise BrokenResourceError from exc
 
     async def aclose(self) -> None:
         """Close at once; bytes sent and not yet taken by the peer still go, for a while.

@@ -146,7 +146,7 @@ async def talk(
             failure = CommandError(f"the server broke the framing: {_first(group)}")
         except* (anyio.BrokenResourceError, ConnectionError) as group:
             lost = _first(group)
-            failure = CommandError(f"connection lost: {lost or type(lost).__name__}")
+            failure = CommandError(f"connection lost: {_lost_reason(lost)}")
         finally:
             # Lines the thread is handing over now are dropped, not waited for,
             # and any it reads later have nowhere to go.
@@ -174,6 +174,14 @@ def _reason(exc: OSError) -> str:
     causes = _leaves(exc.__cause__) if exc.__cause__ is not None else [exc]
     words = [os_error_reason(c) if isinstance(c, OSError) else str(c) for c in causes]
     return "; ".join(dict.fromkeys(words))
+
+
+def _lost_reason(exc: BaseException) -> str:
+    """Why an open connection broke: anyio's errors carry the socket's in ``__cause__``."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    if isinstance(cause, OSError):
+        return os_error_reason(cause)
+    return str(cause) or type(cause).__name__
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

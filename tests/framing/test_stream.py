@@ -1150,6 +1150,25 @@ async def test_drain_of_a_connection_the_peer_just_reset_does_not_raise(ours: bo
         assert len(outcome) == 1
 
 
+async def test_send_eof_to_a_peer_that_just_reset_raises_broken() -> None:
+    """shutdown() after a reset the loop has not seen yet says ENOTCONN: that is a broken
+    connection (anyio's contract), not a bare OSError (``framing connect`` printed a
+    traceback for it)."""
+    with anyio.fail_after(10), socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        if transport.asyncio_loop() is not None:
+            b: ByteStream = await transport.connect_tcp("127.0.0.1", port)
+        else:
+            b = await anyio.connect_tcp("127.0.0.1", port)
+        peer, _ = listening.accept()
+        async with FramedStream(b, lp()) as client:
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()  # a reset, which loopback delivers at once
+            time.sleep(0.05)  # noqa: ASYNC251 (the loop must not run: it would see the reset)
+            with pytest.raises(anyio.BrokenResourceError):
+                await client.send_eof()
+
+
 @pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
 async def test_connect_passes_its_options_on(tls: bool) -> None:
     server_ctx, client_ctx = tls_contexts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from framing.raw import Raw
 from framing.server import serve
 from framing.stream import FramedStream
-from protocols.connect import render, talk
+from protocols.connect import _lost_reason, render, talk
 from protocols.runner import CommandError
 from tests.protocols.test_cli import FRAMING, ROOT, TIMEOUT, Launcher, launcher
 from tests.protocols.test_echo import LogLines, start_echo
@@ -142,6 +143,10 @@ async def test_connect_exits_1_when_the_replies_break_the_framing() -> None:
     """A reply in lines read as length:2: exit 1, the framer's reason on stderr (issue 12)."""
 
     async def wrong_framing(stream: FramedStream[bytes]) -> None:
+        # Read the client's line and its end first: closing with bytes unread
+        # would reset the connection, and the client would see that instead.
+        async for _ in stream:
+            pass
         await stream.send(b"ERR unknown command\n")
 
     async with anyio.create_task_group() as tg:
@@ -233,3 +238,11 @@ async def test_talk_bad_framing_size_is_a_command_error() -> None:
     run = partial(talk, "127.0.0.1", 1, framing="length:1", max_size=1000)
     with pytest.raises(CommandError, match="max_size"):
         await run(source=io.BytesIO(), sink=io.BytesIO())
+
+
+def test_connection_lost_names_the_socket_error() -> None:
+    """anyio's BrokenResourceError has no text: the reason is its cause's (it printed nothing)."""
+    broken = anyio.BrokenResourceError()
+    broken.__cause__ = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
+    assert _lost_reason(broken) == "connection reset by peer"
+    assert _lost_reason(anyio.BrokenResourceError()) == "BrokenResourceError"
