@@ -53,6 +53,8 @@ puts the new id in front: no parsing, no encoding.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -76,6 +78,7 @@ from protocols.dns.message import (
     RecordType,
     ResourceRecord,
     build_message,
+    build_messages,
     parse_message,
     parse_question,
 )
@@ -105,6 +108,7 @@ _NOT_AUTHORITATIVE: Final = EdnsOption(15, (20).to_bytes(2, "big"))
 _Records = tuple[ResourceRecord, ...]
 _Key = tuple[bytes, ...]
 _Node = dict[int, list[ResourceRecord]]
+_Result = tuple[bool, int, _Records, _Records, _Records]
 _WILDCARD: Final = b"*"
 
 
@@ -137,18 +141,28 @@ class _Answer:
 
 
 class Authority:
-    """Answers queries for one zone, from bytes to bytes.
+    """Answers queries for one zone or several, from bytes to bytes.
+
+    A name is answered from the zone whose origin is its longest suffix
+    (``sub.example.`` before ``example.``); a name in none is REFUSED.
+
+    Attributes:
+        zones: the zones served, in the order given.
+        zone: the first of them.
 
     Args:
-        zone: the zone served.
+        zone: the zone served, or several (no two with the same origin).
         cache_size: ready answers kept per transport; ``0`` disables the cache.
         udp_payload_size: the largest UDP answer, and the size advertised in
             the OPT record of answers to EDNS0 queries.
+
+    Raises:
+        ValueError: no zone, two with one origin, or a size out of range.
     """
 
     def __init__(
         self,
-        zone: Zone,
+        zone: Zone | Sequence[Zone],
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         udp_payload_size: int = DEFAULT_UDP_PAYLOAD_SIZE,
@@ -157,31 +171,26 @@ class Authority:
             raise ValueError(f"cache_size must be 0 or more, not {cache_size}")
         if udp_payload_size < CLASSIC_UDP_SIZE:
             raise ValueError(f"udp_payload_size must be at least 512, not {udp_payload_size}")
-        self.zone = zone
+        zones = (zone,) if isinstance(zone, Zone) else tuple(zone)
+        if not zones:
+            raise ValueError("an Authority needs at least one zone")
+        origins = [z.origin.key for z in zones]
+        if len(set(origins)) != len(origins):
+            raise ValueError("two zones have the same origin")
+        self.zones = zones
+        self.zone = zones[0]
         self._cache_size = cache_size
         self._udp_payload_size = udp_payload_size
         self._udp_cache: dict[bytes, bytes] = {}
         self._tcp_cache: dict[bytes, bytes] = {}
-        origin = zone.origin
-        self._nodes: dict[tuple[bytes, ...], dict[int, list[ResourceRecord]]] = {}
-        # Every name that exists: owners, and the empty non-terminals between
-        # them and the apex (RFC 8020: a name with descendants is not NXDOMAIN).
-        self._names: set[tuple[bytes, ...]] = set()
-        for record in zone.records:
-            key = record.name.key
-            self._nodes.setdefault(key, {}).setdefault(record.rtype, []).append(record)
-            for depth in range(len(origin.labels), len(key) + 1):
-                self._names.add(key[len(key) - depth :])
-        # Zone cuts: every NS set but the apex's. Below one, records are glue,
-        # never answers (RFC 1034 4.2.1).
-        self._cuts = {key for key, node in self._nodes.items() if RecordType.NS in node} - {
-            origin.key
-        }
-        self._dnames = {key for key, node in self._nodes.items() if RecordType.DNAME in node}
-        soa = zone.soa
-        minimum = soa.rdata.minimum if isinstance(soa.rdata, SOA) else soa.ttl
-        # RFC 2308 3: negative answers carry the SOA with the smaller of its TTL and MINIMUM.
-        self._negative_soa = replace(soa, ttl=min(soa.ttl, minimum))
+        self._indexes = {z.origin.key: _Index(z) for z in zones}
+        self._deepest = max(len(key) for key in self._indexes)
+
+    def with_zones(self, zones: Zone | Sequence[Zone]) -> Authority:
+        """A new authority, with these settings, for ``zones`` (an empty cache)."""
+        return Authority(
+            zones, cache_size=self._cache_size, udp_payload_size=self._udp_payload_size
+        )
 
     @property
     def cached(self) -> int:
@@ -227,12 +236,18 @@ class Authority:
             question = parse_question(query)
             rcode = Rcode.NOTIMP if opcode != Opcode.QUERY else Rcode.FORMERR
             return self._error(query_id, rcode, opcode, rd, question, edns=False), False
+        if opcode == Opcode.NOTIFY and len(message.questions) == 1:
+            return self._notified(message), False
         if opcode != Opcode.QUERY or len(message.questions) != 1:
-            rcode = Rcode.NOTIMP if opcode != Opcode.QUERY else Rcode.FORMERR
+            rcode = Rcode.NOTIMP if opcode not in (Opcode.QUERY, Opcode.NOTIFY) else Rcode.FORMERR
             question = message.questions[0] if len(message.questions) == 1 else None
             edns = message.edns is not None
             return self._error(query_id, rcode, opcode, rd, question, edns=edns), False
         response = self.answer(message)
+        if message.questions[0].qtype in (RecordType.AXFR, RecordType.IXFR):
+            # Refused here, whoever asks: a transfer is the server's to give, to
+            # the peers it allows, over TCP (see transfer()). Never cached.
+            return build_message(response), False
         wire = build_message(response)
         limit = self._udp_limit(message) if udp else _TCP_MAX
         if len(wire) > limit:
@@ -269,6 +284,83 @@ class Authority:
         questions = (question,) if question is not None else ()
         return build_message(Message(header, questions, edns=opt))
 
+    def _notified(self, message: Message) -> bytes:
+        """RFC 1996 3.7: a NOTIFY for a zone served is acknowledged, AA set; else NOTAUTH."""
+        question = message.questions[0]
+        index = self._indexes.get(question.name.key)
+        served = index is not None and question.qclass == RecordClass.IN
+        header = Header(
+            message.header.id,
+            qr=True,
+            opcode=Opcode.NOTIFY,
+            aa=served,
+            rcode=Rcode.NOERROR if served else Rcode.NOTAUTH,
+        )
+        opt = Edns(payload_size=self._udp_payload_size) if message.edns is not None else None
+        return build_message(Message(header, (question,), edns=opt))
+
+    def transfer(self, query: bytes) -> Iterator[bytes] | None:
+        """The messages of a full zone transfer (RFC 5936), for a query that asks one.
+
+        AXFR, and IXFR answered the same way (RFC 1995 4 allows a full
+        transfer in answer to IXFR), for the apex of a zone served. The zone is
+        the one held now: a reload while the messages are being sent does not
+        change them. Whether the peer may have the zone is the caller's to
+        decide; :meth:`respond` refuses every transfer.
+
+        ::
+
+            | SOA | records ... |  | records ... |  ...  | records ... | SOA |
+             first message          next                 last message
+
+        Args:
+            query: the query's bytes.
+
+        Returns:
+            The messages, each at most 65535 bytes, made one at a time as they
+            are taken; ``None`` when the query is not a well-formed transfer
+            request for a zone served (answer it with :meth:`respond`).
+        """
+        try:
+            message = parse_message(query)
+        except DNSFormatError:
+            return None
+        if (
+            message.header.qr
+            or message.header.opcode != Opcode.QUERY
+            or len(message.questions) != 1
+            or (message.edns is not None and message.edns.version != 0)
+        ):
+            return None
+        question = message.questions[0]
+        index = self._indexes.get(question.name.key)
+        if (
+            question.qtype not in (RecordType.AXFR, RecordType.IXFR)
+            or question.qclass != RecordClass.IN
+            or index is None
+        ):
+            return None
+        zone = index.zone
+        soa = zone.soa
+        records = itertools.chain((soa,), (r for r in zone.records if r is not soa), (soa,))
+        header = Header(message.header.id, qr=True, aa=True, rd=message.header.rd)
+        opt = Edns(payload_size=self._udp_payload_size) if message.edns is not None else None
+        return build_messages(header, question, records, edns=opt, limit=_TCP_MAX)
+
+    def zone_for(self, name: Name) -> Zone | None:
+        """The served zone that ``name`` is in: the one with the longest origin; else ``None``."""
+        index = self._index_for(name)
+        return index.zone if index is not None else None
+
+    def _index_for(self, name: Name) -> _Index | None:
+        key = name.key
+        indexes = self._indexes
+        for depth in range(min(len(key), self._deepest), -1, -1):
+            index = indexes.get(key[len(key) - depth :])
+            if index is not None:
+                return index
+        return None
+
     def answer(self, query: Message) -> Message:
         """Return the answer to a parsed query with exactly one question (no truncation).
 
@@ -284,13 +376,22 @@ class Authority:
             edns = Edns(payload_size=self._udp_payload_size)
             if query.edns.version != 0:
                 rcode = Rcode.BADVERS
-        if rcode == Rcode.NOERROR:
-            aa, rcode, answers, authorities, additionals = self._lookup(question)
+        index = self._index_for(question.name)
+        result: _Result
+        if rcode != Rcode.NOERROR:
+            result = (False, rcode, (), (), ())
+        elif (
+            index is None
+            or question.qclass not in (RecordClass.IN, RecordClass.ANY)
+            or question.qtype in (RecordType.AXFR, RecordType.IXFR, RecordType.OPT)
+        ):
+            result = (False, Rcode.REFUSED, (), (), ())
         else:
-            aa, answers, authorities, additionals = False, (), (), ()
+            result = index.lookup(question)
+        aa, rcode, answers, authorities, additionals = result
         if edns is not None:
             edns = replace(edns, extended_rcode=rcode >> 4)
-            if rcode == Rcode.REFUSED and not question.name.is_subdomain_of(self.zone.origin):
+            if rcode == Rcode.REFUSED and index is None:
                 edns = replace(edns, options=(_NOT_AUTHORITATIVE,))
         header = Header(
             query.header.id,
@@ -303,23 +404,36 @@ class Authority:
         )
         return Message(header, (question,), answers, authorities, additionals, edns)
 
-    def _lookup(
-        self, question: Question
-    ) -> tuple[
-        bool,
-        int,
-        tuple[ResourceRecord, ...],
-        tuple[ResourceRecord, ...],
-        tuple[ResourceRecord, ...],
-    ]:
-        """Return (AA, rcode, answers, authorities, additionals) for one question."""
+
+class _Index:
+    """One zone, indexed for answering: its nodes, names, cuts and DNAMEs."""
+
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        origin = zone.origin
+        self._nodes: dict[tuple[bytes, ...], dict[int, list[ResourceRecord]]] = {}
+        # Every name that exists: owners, and the empty non-terminals between
+        # them and the apex (RFC 8020: a name with descendants is not NXDOMAIN).
+        self._names: set[tuple[bytes, ...]] = set()
+        for record in zone.records:
+            key = record.name.key
+            self._nodes.setdefault(key, {}).setdefault(record.rtype, []).append(record)
+            for depth in range(len(origin.labels), len(key) + 1):
+                self._names.add(key[len(key) - depth :])
+        # Zone cuts: every NS set but the apex's. Below one, records are glue,
+        # never answers (RFC 1034 4.2.1).
+        self._cuts = {key for key, node in self._nodes.items() if RecordType.NS in node} - {
+            origin.key
+        }
+        self._dnames = {key for key, node in self._nodes.items() if RecordType.DNAME in node}
+        soa = zone.soa
+        minimum = soa.rdata.minimum if isinstance(soa.rdata, SOA) else soa.ttl
+        # RFC 2308 3: negative answers carry the SOA with the smaller of its TTL and MINIMUM.
+        self._negative_soa = replace(soa, ttl=min(soa.ttl, minimum))
+
+    def lookup(self, question: Question) -> _Result:
+        """Return (AA, rcode, answers, authorities, additionals) for a question in the zone."""
         qtype = question.qtype
-        if (
-            not question.name.is_subdomain_of(self.zone.origin)
-            or question.qclass not in (RecordClass.IN, RecordClass.ANY)
-            or qtype in (RecordType.AXFR, RecordType.IXFR, RecordType.OPT)
-        ):
-            return False, Rcode.REFUSED, (), (), ()
         result = _Answer()
         # The owner of the answer records is the name as the client wrote it,
         # so it compresses against the question; later links of a chain take
