@@ -11,9 +11,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.opcode
 import dns.query
+import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -402,6 +404,52 @@ def test_sighup_with_a_broken_zone_file_keeps_the_old_zone(operator_zone: Path) 
         server.wait_for_log(r"SIGHUP: reloaded 1 zone files, 0 with a new serial")
         soa = server.ask("cmp.test.", "SOA").answer[0][0]
         assert soa.serial == 2024060101
+        assert server.ask("mail.cmp.test.").answer[0][0].to_text() == "127.0.0.25"
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+
+
+CHILD_ZONE_TEXT = """$ORIGIN sub.cmp.test.
+$TTL 60
+@    SOA  ns hostmaster 7 7200 3600 1209600 60
+     NS   ns
+ns   A    127.0.0.53
+www  A    127.0.0.88
+"""
+
+
+def test_several_zones_and_hosts_in_one_process(operator_zone: Path, tmp_path: Path) -> None:
+    """Issue 13: --zone and --host repeat; the longest matching zone answers; each reloads."""
+    child = tmp_path / "sub.cmp.test.zone"
+    child.write_text(CHILD_ZONE_TEXT)
+    server = _Running(
+        "--zone", str(operator_zone), "--zone", str(child), "--host", "127.0.0.1", "--host", "::1"
+    )
+    try:
+        for host in ("127.0.0.1", "::1"):
+            for name, address in [
+                ("www.sub.cmp.test.", "127.0.0.88"),
+                ("mail.cmp.test.", "127.0.0.25"),
+            ]:
+                query = dns.message.make_query(name, "A")
+                for answer in (
+                    dns.query.udp(query, host, port=server.port, timeout=5),
+                    dns.query.tcp(query, host, port=server.port, timeout=5),
+                ):
+                    assert answer.flags & dns.flags.AA
+                    assert [r.to_text() for r in answer.answer[0]] == [address]
+            outside = dns.query.udp(
+                dns.message.make_query("www.example.", "A"), host, port=server.port, timeout=5
+            )
+            assert outside.rcode() == dns.rcode.REFUSED
+        # One file broken, the other changed: the broken one keeps its zone.
+        operator_zone.write_text(OPERATOR_ZONE_TEXT.replace("SOA", "SOA (", 1))
+        child.write_text(CHILD_ZONE_TEXT.replace(" 7 ", " 8 ").replace("127.0.0.88", "127.0.0.89"))
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for_log(rf"{re.escape(str(operator_zone))}: kept the old zone: ")
+        server.wait_for_log(r"SIGHUP: reloaded 2 zone files, 1 with a new serial")
+        assert server.ask("www.sub.cmp.test.").answer[0][0].to_text() == "127.0.0.89"
         assert server.ask("mail.cmp.test.").answer[0][0].to_text() == "127.0.0.25"
     finally:
         server.stop()
