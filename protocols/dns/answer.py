@@ -54,10 +54,11 @@ puts the new id in front: no parsing, no encoding.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, TypedDict
 
+from protocols.dns.edns import COOKIE, NSID, TCP_KEEPALIVE, CookieError, ServerCookies, split_cookie
 from protocols.dns.errors import DNSFormatError
 from protocols.dns.message import (
     CNAME,
@@ -112,6 +113,17 @@ _Result = tuple[bool, int, _Records, _Records, _Records]
 _WILDCARD: Final = b"*"
 
 
+class _OptionsOut(TypedDict):
+    """How :meth:`Authority._error` is to write the OPT record."""
+
+    edns: bool
+    options: tuple[EdnsOption, ...]
+
+
+class _KeepaliveError(ValueError):
+    """An edns-tcp-keepalive option with a TIMEOUT in a query (RFC 7828 3.2.2): FORMERR."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Found:
     """Where the search for one name ended (RFC 1034 4.3.2 step 3).
@@ -155,6 +167,13 @@ class Authority:
         cache_size: ready answers kept per transport; ``0`` disables the cache.
         udp_payload_size: the largest UDP answer, and the size advertised in
             the OPT record of answers to EDNS0 queries.
+        nsid: the server's identifier, given to queries that ask for it (RFC
+            5001); ``None``: not given.
+        cookies: makes and checks server cookies (RFC 7873); a new secret
+            when not given. A client cookie always gets a server cookie back.
+        tcp_keepalive: returns the idle timeout to state in TCP answers to
+            queries with the edns-tcp-keepalive option, in units of 100 ms
+            (RFC 7828), 0 under load; ``None``: not stated.
 
     Raises:
         ValueError: no zone, two with one origin, or a size out of range.
@@ -166,6 +185,9 @@ class Authority:
         *,
         cache_size: int = DEFAULT_CACHE_SIZE,
         udp_payload_size: int = DEFAULT_UDP_PAYLOAD_SIZE,
+        nsid: bytes | None = None,
+        cookies: ServerCookies | None = None,
+        tcp_keepalive: Callable[[], int] | None = None,
     ) -> None:
         if cache_size < 0:
             raise ValueError(f"cache_size must be 0 or more, not {cache_size}")
@@ -181,6 +203,9 @@ class Authority:
         self.zone = zones[0]
         self._cache_size = cache_size
         self._udp_payload_size = udp_payload_size
+        self._nsid = nsid
+        self._cookies = cookies if cookies is not None else ServerCookies()
+        self._tcp_keepalive = tcp_keepalive
         self._udp_cache: dict[bytes, bytes] = {}
         self._tcp_cache: dict[bytes, bytes] = {}
         self._indexes = {z.origin.key: _Index(z) for z in zones}
@@ -189,7 +214,12 @@ class Authority:
     def with_zones(self, zones: Zone | Sequence[Zone]) -> Authority:
         """A new authority, with these settings, for ``zones`` (an empty cache)."""
         return Authority(
-            zones, cache_size=self._cache_size, udp_payload_size=self._udp_payload_size
+            zones,
+            cache_size=self._cache_size,
+            udp_payload_size=self._udp_payload_size,
+            nsid=self._nsid,
+            cookies=self._cookies,
+            tcp_keepalive=self._tcp_keepalive,
         )
 
     @property
@@ -197,12 +227,14 @@ class Authority:
         """How many ready answers are held (both transports)."""
         return len(self._udp_cache) + len(self._tcp_cache)
 
-    def respond(self, query: bytes, *, udp: bool) -> bytes | None:
+    def respond(self, query: bytes, *, udp: bool, peer: str | None = None) -> bytes | None:
         """Return the answer to one query message, or ``None`` when none is due.
 
         Args:
             query: one DNS message as received (a datagram, or a TCP frame's payload).
             udp: whether it came over UDP: the answer is then truncated to fit.
+            peer: the client's IP address, which its server cookie is made for
+                (RFC 7873); ``None`` when unknown.
 
         Returns:
             The answer's bytes, or ``None`` for a message that is itself a
@@ -212,7 +244,7 @@ class Authority:
         tail = cache.get(query[2:])
         if tail is not None:
             return query[:2] + tail
-        wire, cacheable = self._respond_slowly(query, udp=udp)
+        wire, cacheable = self._respond_slowly(query, udp=udp, peer=peer)
         if wire is None:
             return None
         if cacheable and self._cache_size and len(query) <= _MAX_CACHED_QUERY:
@@ -222,7 +254,9 @@ class Authority:
             cache[query[2:]] = wire[2:]
         return wire
 
-    def _respond_slowly(self, query: bytes, *, udp: bool) -> tuple[bytes | None, bool]:
+    def _respond_slowly(
+        self, query: bytes, *, udp: bool, peer: str | None
+    ) -> tuple[bytes | None, bool]:
         """Return the answer (None when none is due) and whether it may be cached."""
         # Errors are not cached: junk would only push real answers out.
         if len(query) < 2 or (len(query) >= 3 and query[2] & 0x80):
@@ -243,11 +277,21 @@ class Authority:
             question = message.questions[0] if len(message.questions) == 1 else None
             edns = message.edns is not None
             return self._error(query_id, rcode, opcode, rd, question, edns=edns), False
+        options, cacheable, refusal = self._edns_options(message, udp, peer)
+        if refusal is not None:
+            return self._error(
+                query_id, refusal, opcode, rd, message.questions[0], **options
+            ), False
         response = self.answer(message)
-        if message.questions[0].qtype in (RecordType.AXFR, RecordType.IXFR):
-            # Refused here, whoever asks: a transfer is the server's to give, to
-            # the peers it allows, over TCP (see transfer()). Never cached.
-            return build_message(response), False
+        if options["options"] and response.edns is not None:
+            extended = replace(response.edns, options=response.edns.options + options["options"])
+            response = replace(response, edns=extended)
+        # Transfers are refused here, whoever asks: a transfer is the server's to
+        # give, to the peers it allows, over TCP (see transfer()). Never cached.
+        cacheable = cacheable and message.questions[0].qtype not in (
+            RecordType.AXFR,
+            RecordType.IXFR,
+        )
         wire = build_message(response)
         limit = self._udp_limit(message) if udp else _TCP_MAX
         if len(wire) > limit:
@@ -260,7 +304,60 @@ class Authority:
                     additionals=(),
                 )
             )
-        return wire, True
+        return wire, cacheable
+
+    def _edns_options(
+        self, message: Message, udp: bool, peer: str | None
+    ) -> tuple[_OptionsOut, bool, int | None]:
+        """The options of the answer, whether it may be cached, and an rcode to refuse with.
+
+        The rcode is FORMERR for a COOKIE option of a length RFC 7873 5.2.2
+        forbids, or an edns-tcp-keepalive option with a TIMEOUT (RFC 7828
+        3.2.2); BADCOOKIE over UDP for a server cookie not ours or stale (RFC
+        7873 5.2.4: the client sends the query again with the fresh one given).
+        """
+        edns = message.edns
+        if edns is None or not edns.options:
+            return {"edns": edns is not None, "options": ()}, True, None
+        try:
+            options, badcookie, cacheable = self._options(edns, udp, peer)
+        except (CookieError, _KeepaliveError):
+            return {"edns": True, "options": ()}, False, Rcode.FORMERR
+        refusal = Rcode.BADCOOKIE if badcookie else None
+        return {"edns": True, "options": options}, cacheable, refusal
+
+    def _options(
+        self, edns: Edns, udp: bool, peer: str | None
+    ) -> tuple[tuple[EdnsOption, ...], bool, bool]:
+        """The options to answer a query's with: (options, BADCOOKIE, cacheable).
+
+        Raises:
+            CookieError: a COOKIE option of a forbidden length.
+            _KeepaliveError: an edns-tcp-keepalive option with a TIMEOUT in a query.
+        """
+        out: list[EdnsOption] = []
+        badcookie = False
+        cacheable = True
+        for option in edns.options:
+            if option.code == NSID and self._nsid is not None:
+                out.append(EdnsOption(NSID, self._nsid))
+            elif option.code == COOKIE:
+                client_cookie, server_cookie = split_cookie(option.data)
+                # Made for this client, at this time: never from the cache.
+                cacheable = False
+                fresh = self._cookies.make(client_cookie, peer)
+                out.append(EdnsOption(COOKIE, client_cookie + fresh))
+                if udp and server_cookie:
+                    badcookie = not self._cookies.valid(client_cookie, server_cookie, peer)
+            elif option.code == TCP_KEEPALIVE and not udp:
+                if option.data:
+                    raise _KeepaliveError
+                if self._tcp_keepalive is not None:
+                    cacheable = False  # the timeout drops to 0 under load
+                    timeout = max(0, min(self._tcp_keepalive(), 0xFFFF))
+                    out.append(EdnsOption(TCP_KEEPALIVE, timeout.to_bytes(2, "big")))
+            # RFC 7828 3.2.1: over UDP the option is ignored; so is any other.
+        return tuple(out), badcookie, cacheable
 
     def _udp_limit(self, query: Message) -> int:
         if query.edns is None:
@@ -277,10 +374,15 @@ class Authority:
         question: Question | None,
         *,
         edns: bool,
+        options: tuple[EdnsOption, ...] = (),
     ) -> bytes:
         """An answer with no records: the question if it was read, OPT if the query had one."""
-        header = Header(query_id, qr=True, opcode=opcode, rd=rd, rcode=rcode)
-        opt = Edns(payload_size=self._udp_payload_size) if edns else None
+        header = Header(query_id, qr=True, opcode=opcode, rd=rd, rcode=rcode & 0xF)
+        opt = (
+            Edns(payload_size=self._udp_payload_size, extended_rcode=rcode >> 4, options=options)
+            if edns
+            else None
+        )
         questions = (question,) if question is not None else ()
         return build_message(Message(header, questions, edns=opt))
 

@@ -152,6 +152,7 @@ async def serve_dns(
     zone_files: Sequence[str] = (),
     allow_transfer: Sequence[str] = (),
     notify: Sequence[tuple[str, int]] = (),
+    nsid: bytes | None = None,
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
 
@@ -178,6 +179,7 @@ async def serve_dns(
                     proxy_protocol=proxy_protocol,
                     allow_transfer=allow_transfer,
                     notify=notify,
+                    nsid=nsid,
                 )
             )
         except OSError as exc:
@@ -220,6 +222,14 @@ def notify_target(text: str) -> tuple[str, int]:
     return host, port
 
 
+def _nsid(text: str) -> bytes:
+    """An argparse ``type`` for ``--nsid``: text of 1 to 512 bytes in UTF-8."""
+    data = text.encode()
+    if not 0 < len(data) <= 512:
+        raise argparse.ArgumentTypeError(f"must be 1 to 512 bytes, not {len(data)}")
+    return data
+
+
 def _show_log() -> None:
     """Send the DNS server's log (reloads, transfers, NOTIFY) to standard error."""
     handler = logging.StreamHandler(sys.stderr)
@@ -255,6 +265,7 @@ def _main(args: argparse.Namespace) -> int:
             zone_files=paths,
             allow_transfer=args.allow_transfer,
             notify=args.notify,
+            nsid=args.nsid,
         ),
         loop=args.loop,
     )
@@ -301,6 +312,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="ADDR[:PORT]",
         help="a secondary sent NOTIFY (RFC 1996) over UDP when a reload raises a zone's "
         "serial; repeatable (default port 53)",
+    )
+    parser.add_argument(
+        "--nsid",
+        type=_nsid,
+        metavar="TEXT",
+        help="the server's identifier, given to queries that ask for it (NSID, RFC 5001; "
+        "dig +nsid); default: none",
     )
     parser.add_argument(
         "--idle-timeout",

@@ -144,6 +144,7 @@ class Rcode:
     YXDOMAIN: Final = 6
     NOTAUTH: Final = 9
     BADVERS: Final = 16
+    BADCOOKIE: Final = 23
 
 
 # --- construct declarations: the fixed layouts, compiled once ----------------

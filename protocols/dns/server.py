@@ -125,6 +125,7 @@ class _Serving:
     authority: Authority
     notify: tuple[tuple[str, int], ...]
     task_group: TaskGroup | None = None
+    tcp: ServerInfo | None = None  # once TCP serves: whether it sheds load
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +299,7 @@ async def _serve_udp(sock: socket.socket, serving: _Serving) -> None:
         except OSError as exc:  # an ICMP error reported on the socket: not fatal
             logger.debug("UDP receive failed: %r", exc)
             continue
-        answer = serving.authority.respond(data, udp=True)
+        answer = serving.authority.respond(data, udp=True, peer=peer[0])
         if answer is not None:
             if answer[3] & 0xF == Rcode.REFUSED and _asks_transfer(data):
                 logger.info(
@@ -374,6 +375,7 @@ def _tcp_handler(
 ) -> Callable[[FramedStream[bytes]], Awaitable[None]]:
     async def handle(stream: FramedStream[bytes]) -> None:
         peer = stream.extra(SocketAttribute.remote_address, None)
+        host = str(peer[0]) if isinstance(peer, tuple) else None
         async with anyio.create_task_group() as tg:
             transfers = _Transfers(stream, tg, _describe(peer))
 
@@ -385,7 +387,7 @@ def _tcp_handler(
                     # before it and raises; serve closes the connection and logs it.
                     raise MalformedFrame(framer, f"a {len(query)}-byte message has no id")
                 authority = serving.authority
-                answer = authority.respond(query, udp=False)
+                answer = authority.respond(query, udp=False, peer=host)
                 # The authority refuses every transfer; a REFUSED answer (rare)
                 # is looked at again here, where the peer is known.
                 if answer is None or answer[3] & 0xF != Rcode.REFUSED:
@@ -498,6 +500,7 @@ async def run_dns_server(
     cache_size: int = DEFAULT_CACHE_SIZE,
     allow_transfer: Sequence[str] = (),
     notify: Sequence[tuple[str, int]] = (),
+    nsid: bytes | None = None,
     task_status: TaskStatus[DNSServerInfo] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``zone`` over UDP and TCP on one port until cancelled.
@@ -506,6 +509,10 @@ async def run_dns_server(
 
         info = await tg.start(partial(run_dns_server, port=0))
         print(info.port)
+
+    EDNS: a client cookie gets a server cookie back (RFC 7873); a TCP query
+    with the edns-tcp-keepalive option learns the idle timeout, 0 while the
+    server sheds load (RFC 7828); NSID is given when ``nsid`` is set (RFC 5001).
 
     Zone transfers (AXFR, and IXFR answered as AXFR) go over TCP to the
     addresses of ``allow_transfer`` only; everyone else, and every transfer
@@ -535,6 +542,7 @@ async def run_dns_server(
         allow_transfer: addresses or networks (``ADDR[/PREFIX]``) allowed to
             transfer the zones; none by default.
         notify: (address, port) of the secondaries told of a zone's new serial.
+        nsid: the server's identifier, given to queries that ask for it (RFC 5001).
         task_status: for ``task_group.start``: receives the :class:`DNSServerInfo`.
 
     Raises:
@@ -552,6 +560,20 @@ async def run_dns_server(
         raise ValueError("run_dns_server needs at least one host")
     networks = [ipaddress.ip_network(source, strict=False) for source in allow_transfer]
     serving = _Serving(Authority(zones, cache_size=cache_size), tuple(notify))
+
+    def keepalive() -> int:
+        # RFC 7828 3.3.2: the idle timeout in units of 100 ms; 0 asks the client to
+        # close its connection, when the server sheds load.
+        if serving.tcp is not None and serving.tcp.shedding:
+            return 0
+        return round((idle_timeout or 0) * 10)
+
+    serving.authority = Authority(
+        zones,
+        cache_size=cache_size,
+        nsid=nsid,
+        tcp_keepalive=keepalive if idle_timeout is not None else None,
+    )
     framer = LengthPrefixed(2, max_size=max_query_size)
     listeners, sockets, bound = await _bind(hosts, port)
     with contextlib.ExitStack() as stack:
@@ -574,4 +596,5 @@ async def run_dns_server(
                     proxy_protocol=proxy_protocol,
                 )
             )
+            serving.tcp = tcp
             task_status.started(DNSServerInfo(hosts[0], bound, zones[0], tcp, hosts, serving))

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from protocols.dns.answer import Authority
+from protocols.dns.edns import ServerCookies
 from protocols.dns.message import (
     AAAA,
     CNAME,
@@ -629,3 +630,96 @@ def test_several_zones_must_have_different_origins() -> None:
         Authority([_OTHER, _OTHER])
     with pytest.raises(ValueError, match="at least one zone"):
         Authority([])
+
+
+# --- EDNS options: cookies (RFC 7873), NSID (RFC 5001), keepalive (RFC 7828) -----
+
+_CLIENT_COOKIE = bytes.fromhex("0102030405060708")
+
+
+def _with_options(
+    authority: Authority, *options: EdnsOption, udp: bool = True, peer: str = "127.0.0.1"
+) -> Message:
+    question = Question(Name.from_text("www.framing.test."), RecordType.A)
+    query = build_message(Message(Header(0x55), (question,), edns=Edns(options=options)))
+    return parse_message(authority.respond(query, udp=udp, peer=peer) or b"")
+
+
+def _option(answer: Message, code: int) -> bytes | None:
+    assert answer.edns is not None
+    found = [o.data for o in answer.edns.options if o.code == code]
+    return found[0] if found else None
+
+
+def test_a_client_cookie_gets_a_server_cookie_made_for_that_client() -> None:
+    cookies = ServerCookies()
+    authority = Authority(ZONE, cookies=cookies)
+    answer = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE))
+    assert (answer.rcode, len(answer.answers)) == (Rcode.NOERROR, 2)
+    cookie = _option(answer, 10)
+    assert cookie is not None
+    assert cookie[:8] == _CLIENT_COOKIE
+    assert cookies.valid(_CLIENT_COOKIE, cookie[8:], "127.0.0.1")
+    assert not cookies.valid(_CLIENT_COOKIE, cookie[8:], "127.0.0.2")
+    assert authority.cached == 0  # made for one client at one time: never cached
+
+
+@pytest.mark.parametrize("udp", [True, False])
+def test_a_valid_server_cookie_gets_an_answer_and_a_fresh_cookie(udp: bool) -> None:
+    cookies = ServerCookies()
+    authority = Authority(ZONE, cookies=cookies)
+    server = cookies.make(_CLIENT_COOKIE, "127.0.0.1")
+    answer = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE + server), udp=udp)
+    assert (answer.rcode, len(answer.answers)) == (Rcode.NOERROR, 2)
+    assert _option(answer, 10) is not None
+
+
+def test_a_bad_server_cookie_over_udp_gets_badcookie_and_the_right_one() -> None:
+    """RFC 7873 5.2.4: BADCOOKIE (23) with a fresh server cookie, no records."""
+    cookies = ServerCookies()
+    authority = Authority(ZONE, cookies=cookies)
+    stale = ServerCookies().make(_CLIENT_COOKIE, "127.0.0.1")  # another secret's
+    answer = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE + stale))
+    assert answer.rcode == Rcode.BADCOOKIE
+    assert (answer.answers, answer.questions[0].name) == ((), Name.from_text("www.framing.test."))
+    cookie = _option(answer, 10)
+    assert cookie is not None
+    assert cookies.valid(_CLIENT_COOKIE, cookie[8:], "127.0.0.1")
+    # Over TCP the address is proven by the handshake: answered, with a fresh cookie.
+    over_tcp = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE + stale), udp=False)
+    assert (over_tcp.rcode, len(over_tcp.answers)) == (Rcode.NOERROR, 2)
+
+
+@pytest.mark.parametrize("size", [0, 5, 9, 15, 41])
+def test_a_cookie_of_a_wrong_length_gets_formerr(size: int) -> None:
+    """RFC 7873 5.2.2; the question and the OPT record are kept."""
+    answer = _with_options(Authority(ZONE), EdnsOption(10, bytes(size)))
+    assert answer.rcode == Rcode.FORMERR
+    assert answer.questions[0].name == Name.from_text("www.framing.test.")
+    assert answer.edns is not None
+
+
+def test_nsid_is_given_only_when_configured_and_asked() -> None:
+    authority = Authority(ZONE, nsid=b"ns1.test")
+    assert _option(_with_options(authority, EdnsOption(3, b"")), 3) == b"ns1.test"
+    assert _with_options(authority).edns == Edns(payload_size=1232)
+    assert _option(_with_options(Authority(ZONE), EdnsOption(3, b"")), 3) is None
+
+
+def test_keepalive_states_the_timeout_over_tcp_only() -> None:
+    """RFC 7828: units of 100 ms; over UDP the option is ignored."""
+    timeout = [100]
+    authority = Authority(ZONE, tcp_keepalive=lambda: timeout[0])
+    keepalive = EdnsOption(11, b"")
+    assert _option(_with_options(authority, keepalive, udp=False), 11) == b"\x00\x64"
+    timeout[0] = 0  # shedding load: never a cached 100
+    assert _option(_with_options(authority, keepalive, udp=False), 11) == b"\x00\x00"
+    assert _option(_with_options(authority, keepalive, udp=True), 11) is None
+    assert _option(_with_options(Authority(ZONE), keepalive, udp=False), 11) is None
+
+
+def test_keepalive_with_a_timeout_in_a_query_gets_formerr() -> None:
+    """RFC 7828 3.2.2: a client sends the option empty."""
+    authority = Authority(ZONE, tcp_keepalive=lambda: 100)
+    answer = _with_options(authority, EdnsOption(11, b"\x00\x64"), udp=False)
+    assert answer.rcode == Rcode.FORMERR

@@ -454,3 +454,26 @@ def test_several_zones_and_hosts_in_one_process(operator_zone: Path, tmp_path: P
     finally:
         server.stop()
     assert server.process.returncode == 0
+
+
+def test_dig_cookie_keepalive_and_nsid() -> None:
+    """Issue 13: RFC 7873 cookies, RFC 7828 keepalive (TCP only), RFC 5001 NSID."""
+    server = _Running("--nsid", "ns1.framing.test", "--idle-timeout", "7.5")
+    try:
+        common = [f"@{server.host}", "-p", str(server.port), "+cookie", "+keepalive", "+nsid"]
+        tcp = _run("dig", [*common, "+tcp", "www.framing.test."])
+        assert "status: NOERROR" in tcp
+        assert '; NSID: 6e 73 31 2e 66 72 61 6d 69 6e 67 2e 74 65 73 74 ("ns1.framing.test")' in tcp
+        assert re.search(r"; COOKIE: [0-9a-f]{16}01000000[0-9a-f]{24} \(good\)", tcp), tcp
+        assert "; TCP KEEPALIVE: 7.5 secs" in tcp
+        udp = _run("dig", [*common, "+notcp", "www.framing.test."])
+        assert "(good)" in udp
+        assert "KEEPALIVE" not in udp
+        # A server cookie that is not ours: BADCOOKIE, and dig retries with the new one.
+        forged = _run(
+            "dig", [*common[:3], f"+cookie=0102030405060708{'00' * 16}", "www.framing.test."]
+        )
+        assert "BADCOOKIE, retrying" in forged
+        assert "status: NOERROR" in forged
+    finally:
+        server.stop()

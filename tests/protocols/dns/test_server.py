@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import dns.asyncbackend
 import dns.asyncquery
+import dns.edns
 import dns.flags
 import dns.message
 import dns.opcode
@@ -646,3 +647,81 @@ async def test_several_hosts_share_one_port(anyio_backend: str) -> None:
                 ):
                     assert answer.rcode() == dns.rcode.NOERROR
                     assert len(answer.answer[0]) == 2
+
+
+# --- EDNS: cookies, keepalive, NSID -------------------------------------------
+
+
+def _cookie(response: dns.message.Message) -> dns.edns.CookieOption:
+    (option,) = [o for o in response.options if o.otype == dns.edns.OptionType.COOKIE]
+    assert isinstance(option, dns.edns.CookieOption)
+    return option
+
+
+@pytest.mark.anyio
+async def test_dnspython_cookies_round_trip_and_a_bad_one_gets_badcookie(
+    anyio_backend: str,
+) -> None:
+    """RFC 7873: a client cookie gets a server cookie; sent back, it is good; forged, BADCOOKIE."""
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    client = bytes.fromhex("0102030405060708")
+
+    def query(server: bytes = b"") -> dns.message.Message:
+        option = dns.edns.CookieOption(client, server)
+        return dns.message.make_query("www.framing.test.", "A", use_edns=0, options=[option])
+
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            udp = partial(dns.asyncquery.udp, where=info.host, port=info.port, backend=backend)
+            first = await udp(query())
+            assert first.rcode() == dns.rcode.NOERROR
+            cookie = _cookie(first)
+            assert (cookie.client, len(cookie.server)) == (client, 16)
+            again = await udp(query(cookie.server))
+            assert (again.rcode(), len(again.answer)) == (dns.rcode.NOERROR, 1)
+            forged = await udp(query(bytes(16)))
+            assert forged.rcode() == dns.rcode.BADCOOKIE
+            assert forged.answer == []
+            assert _cookie(forged).server != bytes(16)
+            retried = await udp(query(_cookie(forged).server))
+            assert retried.rcode() == dns.rcode.NOERROR
+
+
+def _keepalive(response: dns.message.Message) -> int | None:
+    found = [o for o in response.options if o.otype == dns.edns.OptionType.KEEPALIVE]
+    if not found:
+        return None
+    return int.from_bytes(found[0].to_wire(), "big")
+
+
+@pytest.mark.anyio
+async def test_keepalive_states_the_idle_timeout_and_0_when_shedding(anyio_backend: str) -> None:
+    """RFC 7828: TCP answers state the idle timeout in units of 100 ms; 0 at the limit."""
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    keepalive = dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b"")
+    query = dns.message.make_query("www.framing.test.", "A", use_edns=0, options=[keepalive])
+    async with running(idle_timeout=2.5, max_connections=2) as info:
+        with anyio.fail_after(TIMEOUT):
+            tcp = partial(dns.asyncquery.tcp, where=info.host, port=info.port, backend=backend)
+            assert _keepalive(await tcp(query)) == 25
+            udp = await dns.asyncquery.udp(query, info.host, port=info.port, backend=backend)
+            assert _keepalive(udp) is None
+            async with open_dns_client(info.host, info.port) as other:
+                assert (await other.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+                # With this query's connection, two are open: the table is full.
+                assert _keepalive(await tcp(query)) == 0
+            await until(lambda: info.tcp.stats.connections_open == 0)
+            assert _keepalive(await tcp(query)) == 25
+
+
+@pytest.mark.anyio
+async def test_nsid_is_given_when_configured(anyio_backend: str) -> None:
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    query = dns.message.make_query(
+        "www.framing.test.", "A", use_edns=0, options=[dns.edns.NSIDOption(b"")]
+    )
+    async with running(nsid=b"ns1.framing.test") as info:
+        with anyio.fail_after(TIMEOUT):
+            answer = await dns.asyncquery.udp(query, info.host, port=info.port, backend=backend)
+    (nsid,) = [o for o in answer.options if o.otype == dns.edns.OptionType.NSID]
+    assert nsid.to_wire() == b"ns1.framing.test"
