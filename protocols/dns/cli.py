@@ -28,6 +28,8 @@ from functools import partial
 from pathlib import Path
 
 import anyio
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
 
 from protocols.dns.errors import ZoneError
 from protocols.dns.message import RecordType
@@ -124,9 +126,15 @@ def reload_zones(paths: Sequence[str], current: Sequence[Zone]) -> list[Zone]:
     return zones
 
 
-async def _reload_on_hangup(info: DNSServerInfo, paths: Sequence[str]) -> None:
+async def _reload_on_hangup(
+    info: DNSServerInfo,
+    paths: Sequence[str],
+    *,
+    task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+) -> None:
     """Reload every zone file at each SIGHUP, for as long as the server runs."""
     with anyio.open_signal_receiver(signal.SIGHUP) as hangups:
+        task_status.started()  # from here on a SIGHUP reloads, and no longer kills
         async for _ in hangups:
             if not paths:
                 logger.info("SIGHUP: no zone file to reload (the embedded zone is served)")
@@ -186,10 +194,8 @@ async def serve_dns(
             where = host if isinstance(host, str) else " and ".join(host)
             raise CommandError(f"cannot listen on {where} port {port}: {exc}") from exc
         if hasattr(signal, "SIGHUP"):
-            tg.start_soon(_reload_on_hangup, info, zone_files)
-            # Let the signal receiver open before saying we listen: a SIGHUP
-            # sent as soon as the line is read must reload, not kill.
-            await anyio.sleep(0.01)
+            # Before saying we listen: a SIGHUP sent once the line is read reloads.
+            await tg.start(_reload_on_hangup, info, zone_files)
         names = ", ".join(str(z.origin) for z in zones)
         addresses = " and ".join(info.hosts)
         print(

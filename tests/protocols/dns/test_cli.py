@@ -386,8 +386,9 @@ def test_sighup_reloads_the_zone_and_notifies(operator_zone: Path) -> None:
     assert server.process.returncode == 0
 
 
-def test_sighup_with_a_broken_zone_file_keeps_the_old_zone(operator_zone: Path) -> None:
-    server = _Running("--zone", str(operator_zone))
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_sighup_with_a_broken_zone_file_keeps_the_old_zone(operator_zone: Path, loop: str) -> None:
+    server = _Running("--zone", str(operator_zone), "--loop", loop)
     try:
         operator_zone.write_text(
             OPERATOR_ZONE_TEXT.replace("2024060101", "2024060102").replace(
