@@ -478,3 +478,55 @@ def test_dig_cookie_keepalive_and_nsid() -> None:
         assert "status: NOERROR" in forged
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("mode", ["udp", "tcp"])
+def test_reload_under_load_loses_no_query_and_never_mixes_zones(
+    operator_zone: Path, tmp_path: Path, mode: str
+) -> None:
+    """Issue 13: dnsperf runs while SIGHUP reloads the zone three times: 0 queries lost,
+    and every answer seen comes from one zone, old or new, never a mix."""
+    dnsperf = require_tool("dnsperf")
+    queries = tmp_path / "queries"
+    queries.write_text("www.cmp.test A\nmail.cmp.test A\ncmp.test SOA\nx.wild.cmp.test TXT\n")
+    old = ["127.0.0.80", "127.0.0.81"]
+    versions = [
+        OPERATOR_ZONE_TEXT.replace("2024060101", f"202406010{n + 2}").replace(
+            "www         A     127.0.0.80\n            A     127.0.0.81\n",
+            f"www         A     127.0.0.{90 + n}\n",
+        )
+        for n in range(3)
+    ]
+    server = _Running("--zone", str(operator_zone))
+    try:
+        load = subprocess.Popen(
+            [
+                *(dnsperf, "-s", server.host, "-p", str(server.port), "-m", mode),
+                *("-d", str(queries), "-l", "3", "-Q", "2000", "-t", "2"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seen: set[tuple[str, ...]] = set()
+        for n, text in enumerate(versions):
+            time.sleep(0.5)
+            operator_zone.write_text(text)
+            server.process.send_signal(signal.SIGHUP)
+            server.wait_for_log(rf"serving cmp\.test\. serial 202406010{n + 2}")
+            for _ in range(20):
+                answer = server.ask("www.cmp.test.")
+                seen.add(tuple(sorted(r.to_text() for r in answer.answer[0])))
+        output, _ = load.communicate(timeout=20)
+    finally:
+        server.stop()
+    assert load.returncode == 0, output
+    sent = re.search(r"Queries sent:\s+(\d+)", output)
+    lost = re.search(r"Queries lost:\s+(\d+)", output)
+    assert sent is not None, output
+    assert lost is not None, output
+    assert int(sent.group(1)) > 1000, output
+    assert int(lost.group(1)) == 0, output
+    allowed = {tuple(old), *((f"127.0.0.{90 + n}",) for n in range(3))}
+    assert seen <= allowed
+    assert ("127.0.0.92",) in seen
