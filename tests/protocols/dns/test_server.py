@@ -725,3 +725,28 @@ async def test_nsid_is_given_when_configured(anyio_backend: str) -> None:
             answer = await dns.asyncquery.udp(query, info.host, port=info.port, backend=backend)
     (nsid,) = [o for o in answer.options if o.otype == dns.edns.OptionType.NSID]
     assert nsid.to_wire() == b"ns1.framing.test"
+
+
+@pytest.mark.anyio
+async def test_transfers_pipelined_beyond_the_queue_are_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A peer pipelining AXFR queries gets 4 queued; the rest REFUSED and logged."""
+    caplog.set_level("INFO", logger="protocols.dns")
+    async with running(allow_transfer=["127.0.0.1"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            query = build_message(make_query("framing.test.", RecordType.AXFR, query_id=0xABCD))
+            async with await anyio.connect_tcp(info.host, info.port) as stream:
+                await stream.send(_frame(query) * 6)  # one write: read, and answered, together
+                refused = soas = 0
+                data = b""
+                while soas < 8 or refused < 2:
+                    data += await stream.receive()
+                    while len(data) >= 2 and len(data) >= 2 + int.from_bytes(data[:2], "big"):
+                        size = int.from_bytes(data[:2], "big")
+                        message = parse_message(data[2 : 2 + size])
+                        data = data[2 + size :]
+                        refused += message.rcode == Rcode.REFUSED
+                        soas += sum(r.rtype == RecordType.SOA for r in message.answers)
+    assert (refused, soas) == (2, 8)
+    assert caplog.text.count("too many transfers queued") == 2
