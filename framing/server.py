@@ -205,10 +205,12 @@ class ServerInfo:
         paths: list[str],
         *,
         stats: Callable[[], ServerStats],
+        shedding: Callable[[], bool] = lambda: False,
     ) -> None:
         self.addresses = addresses
         self.paths = paths
         self._stats = stats
+        self._shedding = shedding
 
     def __repr__(self) -> str:
         where = [f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in self.addresses]
@@ -229,6 +231,16 @@ class ServerInfo:
     def stats(self) -> ServerStats:
         """A snapshot of the counters, summed over all connections, open and closed."""
         return self._stats()
+
+    @property
+    def shedding(self) -> bool:
+        """Whether the server is shedding load now.
+
+        True while ``max_connections`` are open (the next newcomer sheds one) or
+        connections shed are still closing. A protocol may tell its clients
+        to go (DNS: an edns-tcp-keepalive of 0, RFC 7828 3.3.2).
+        """
+        return self._shedding()
 
 
 @final
@@ -559,6 +571,10 @@ class _Server:
         if self.all_closed.is_set():
             self.all_closed = anyio.Event()
         return connection
+
+    def is_shedding(self) -> bool:
+        """What :attr:`ServerInfo.shedding` says: the table is full, or shed ones still close."""
+        return self.shedding > 0 or len(self.connections) >= self.max_connections
 
     def trusts(self, address: str | None) -> bool:
         """Whether the peer at ``address`` (``None``: a Unix socket's) may send a PROXY header."""
@@ -908,7 +924,7 @@ async def serve(
         proxy_protocol=[*map(str, proxies[0]), *(["unix"] if proxies[1] else [])],
         proxy_protocol_optional=proxy_protocol_optional,
     )
-    info = ServerInfo(addresses, paths, stats=server.stats)
+    info = ServerInfo(addresses, paths, stats=server.stats, shedding=server.is_shedding)
     server.take_reserve()
     async with anyio.create_task_group() as connections:
         try:

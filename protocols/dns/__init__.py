@@ -5,10 +5,12 @@
     message.py   the RFC 1035 message, declared with construct, behind parse/build
     names.py     domain names, with compression (and its defences)
     zone.py      master files (RFC 1035 5) and the embedded example zone
-    answer.py    the sans-IO authority: query bytes in, answer bytes out, cached
-    server.py    UDP and TCP (LengthPrefixed(2)) on one port
+    answer.py    the sans-IO authority: query bytes in, answer bytes out, cached;
+                 zone transfers as a stream of messages, NOTIFY answered
+    edns.py      the EDNS options answered: cookies, TCP keepalive, NSID
+    server.py    UDP and TCP (LengthPrefixed(2)) on one port; transfers, NOTIFY sent
     client.py    a pipelined TCP client, answers matched by id
-    cli.py       ``framing dns``
+    cli.py       ``framing dns``; SIGHUP reloads the zone files
 """
 
 from protocols.dns.answer import Authority

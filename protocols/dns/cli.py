@@ -1,4 +1,4 @@
-"""``framing dns``: run the authoritative DNS server from the command line.
+r"""``framing dns``: run the authoritative DNS server from the command line.
 
 ::
 
@@ -8,6 +8,10 @@
 
     $ framing dns --zone example.zone --port 0 --loop trio
 
+    $ framing dns --zone a.zone --zone b.zone --host 127.0.0.1 --host ::1 \
+          --allow-transfer 127.0.0.2 --notify 127.0.0.2:5300
+    $ kill -HUP <pid>                  # reload every zone file; NOTIFY if a serial went up
+
 ``register`` adds the subcommand to the ``framing`` parser; ``python -m
 protocols.dns.cli`` runs it alone.
 """
@@ -15,12 +19,17 @@ protocols.dns.cli`` runs it alone.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
+import signal
 import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 import anyio
+from anyio import TASK_STATUS_IGNORED
+from anyio.abc import TaskStatus
 
 from protocols.dns.errors import ZoneError
 from protocols.dns.message import RecordType
@@ -28,6 +37,7 @@ from protocols.dns.server import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MESSAGE_TIMEOUT,
+    DNS_PORT,
     DNSServerInfo,
     run_dns_server,
 )
@@ -37,12 +47,24 @@ from protocols.runner import (
     add_loop_argument,
     add_proxy_protocol_argument,
     port_number,
+    proxy_source,
     run,
     seconds,
 )
 from protocols.spec import positive_int
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "main", "register", "serve_dns"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "load_zone",
+    "main",
+    "notify_target",
+    "register",
+    "reload_zones",
+    "serve_dns",
+]
+
+logger = logging.getLogger("protocols.dns")
 
 DEFAULT_HOST = "127.0.0.1"
 #: 53 needs privileges; 5053 is the usual unprivileged stand-in.
@@ -73,28 +95,89 @@ def _example_name(zone: Zone) -> str:
     return (owners[0] if owners else zone.origin).to_text().rstrip(".")
 
 
+def reload_zones(paths: Sequence[str], current: Sequence[Zone]) -> list[Zone]:
+    """Read every zone file again; a file that cannot be read keeps its old zone.
+
+    Args:
+        paths: the zone files, in the order given on the command line.
+        current: the zones served now, one per path, in the same order.
+
+    Returns:
+        One zone per path: the new one, or the old one (logged with why).
+    """
+    zones = []
+    for path, old in zip(paths, current, strict=True):
+        try:
+            zone = load_zone(path)
+        except CommandError as exc:
+            logger.warning("%s: kept the old zone: %s", path, exc.__cause__ or exc)
+            zones.append(old)
+            continue
+        if zone.origin.key != old.origin.key:
+            logger.warning(
+                "%s: kept the old zone: its origin changed from %s to %s",
+                path,
+                old.origin,
+                zone.origin,
+            )
+            zones.append(old)
+            continue
+        zones.append(zone)
+    return zones
+
+
+async def _reload_on_hangup(
+    info: DNSServerInfo,
+    paths: Sequence[str],
+    *,
+    task_status: TaskStatus[None] = TASK_STATUS_IGNORED,
+) -> None:
+    """Reload every zone file at each SIGHUP, for as long as the server runs."""
+    with anyio.open_signal_receiver(signal.SIGHUP) as hangups:
+        task_status.started()  # from here on a SIGHUP reloads, and no longer kills
+        async for _ in hangups:
+            if not paths:
+                logger.info("SIGHUP: no zone file to reload (the embedded zone is served)")
+                continue
+            current = info.zones
+            zones = await anyio.to_thread.run_sync(reload_zones, paths, current)
+            changed = info.replace_zones(zones)
+            logger.info(
+                "SIGHUP: reloaded %d zone files, %d with a new serial", len(paths), len(changed)
+            )
+
+
 async def serve_dns(
     *,
-    zone: Zone,
-    host: str,
+    zone: Zone | Sequence[Zone],
+    host: str | Sequence[str],
     port: int,
     idle_timeout: float | None,
     message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
     max_connections: int,
     max_connections_per_peer: int | None = None,
     proxy_protocol: Sequence[str] = (),
+    zone_files: Sequence[str] = (),
+    allow_transfer: Sequence[str] = (),
+    notify: Sequence[tuple[str, int]] = (),
+    nsid: bytes | None = None,
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
+
+    ``zone_files`` are the files ``zone`` was read from, one per zone, in
+    order: SIGHUP reads them again (an empty list: SIGHUP is logged, nothing
+    else).
 
     Raises:
         CommandError: the address could not be bound.
     """
+    zones = (zone,) if isinstance(zone, Zone) else tuple(zone)
     async with anyio.create_task_group() as tg:
         try:
             info: DNSServerInfo = await tg.start(
                 partial(
                     run_dns_server,
-                    zone,
+                    zones,
                     host=host,
                     port=port,
                     idle_timeout=idle_timeout,
@@ -102,35 +185,93 @@ async def serve_dns(
                     max_connections=max_connections,
                     max_connections_per_peer=max_connections_per_peer,
                     proxy_protocol=proxy_protocol,
+                    allow_transfer=allow_transfer,
+                    notify=notify,
+                    nsid=nsid,
                 )
             )
         except OSError as exc:
-            raise CommandError(f"cannot listen on {host} port {port}: {exc}") from exc
+            where = host if isinstance(host, str) else " and ".join(host)
+            raise CommandError(f"cannot listen on {where} port {port}: {exc}") from exc
+        if hasattr(signal, "SIGHUP"):
+            # Before saying we listen: a SIGHUP sent once the line is read reloads.
+            await tg.start(_reload_on_hangup, info, zone_files)
+        names = ", ".join(str(z.origin) for z in zones)
+        addresses = " and ".join(info.hosts)
         print(
-            f"framing dns: serving {zone.origin} on {info.host} port {info.port} (UDP and TCP)\n"
-            f"try: dig @{info.host} -p {info.port} +tcp {_example_name(zone)}",
+            f"framing dns: serving {names} on {addresses} port {info.port} (UDP and TCP)\n"
+            f"try: dig @{info.host} -p {info.port} +tcp {_example_name(zones[0])}",
             flush=True,
         )
 
 
+def notify_target(text: str) -> tuple[str, int]:
+    """An argparse ``type`` for ``--notify``: ``ADDR``, ``ADDR:PORT`` or ``[V6ADDR]:PORT``."""
+    host, port = text, DNS_PORT
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket:
+            port = -1
+        elif rest:
+            port = port_number(rest.removeprefix(":")) if rest.startswith(":") else -1
+    elif text.count(":") == 1:
+        host, _, rest = text.partition(":")
+        port = port_number(rest)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        port = -1
+    if port <= 0:
+        raise argparse.ArgumentTypeError(
+            f"not an address with an optional port (ADDR, ADDR:PORT, [V6ADDR]:PORT): {text!r}"
+        )
+    return host, port
+
+
+def _nsid(text: str) -> bytes:
+    """An argparse ``type`` for ``--nsid``: text of 1 to 512 bytes in UTF-8."""
+    data = text.encode()
+    if not 0 < len(data) <= 512:
+        raise argparse.ArgumentTypeError(f"must be 1 to 512 bytes, not {len(data)}")
+    return data
+
+
+def _show_log() -> None:
+    """Send the DNS server's log (reloads, transfers, NOTIFY) to standard error."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("framing dns: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def _main(args: argparse.Namespace) -> int:
     """Run ``framing dns`` with parsed arguments."""
+    paths: list[str] = args.zone or []
     try:
-        zone = load_zone(args.zone)
+        zones = [load_zone(path) for path in paths] or [load_zone(None)]
     except CommandError as exc:
         print(f"framing: error: {exc}", file=sys.stderr)
         return exc.status
+    origins = [z.origin.key for z in zones]
+    if len(set(origins)) != len(origins):
+        print("framing: error: two --zone files have the same origin", file=sys.stderr)
+        return 1
+    _show_log()
     return run(
         partial(
             serve_dns,
-            zone=zone,
-            host=args.host,
+            zone=zones,
+            host=args.host or [DEFAULT_HOST],
             port=args.port,
             idle_timeout=args.idle_timeout,
             message_timeout=args.message_timeout,
             max_connections=args.max_connections,
             max_connections_per_peer=args.max_connections_per_peer,
             proxy_protocol=args.proxy_protocol,
+            zone_files=paths,
+            allow_transfer=args.allow_transfer,
+            notify=args.notify,
+            nsid=args.nsid,
         ),
         loop=args.loop,
     )
@@ -143,12 +284,47 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the authoritative DNS server",
         description="Serve a zone over UDP and TCP on one port, until interrupted.",
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="default: %(default)s")
+    parser.add_argument(
+        "--host",
+        action="append",
+        metavar="ADDR",
+        help=f"an address to listen on; repeatable, all on one port (default: {DEFAULT_HOST})",
+    )
     parser.add_argument(
         "--port", type=port_number, default=DEFAULT_PORT, help="default: %(default)s; 0 picks one"
     )
     parser.add_argument(
-        "--zone", metavar="FILE", help="a master file (RFC 1035 5); default: the embedded zone"
+        "--zone",
+        action="append",
+        metavar="FILE",
+        help="a master file (RFC 1035 5); repeatable, one zone each, a name answered from "
+        "the zone with the longest matching origin; SIGHUP reads them again "
+        "(default: the embedded zone)",
+    )
+    parser.add_argument(
+        "--allow-transfer",
+        type=proxy_source,
+        action="append",
+        default=[],
+        metavar="ADDR[/PREFIX]",
+        help="an address or network allowed zone transfers (AXFR, and IXFR answered as "
+        "AXFR) over TCP; repeatable (default: none; everyone else gets REFUSED)",
+    )
+    parser.add_argument(
+        "--notify",
+        type=notify_target,
+        action="append",
+        default=[],
+        metavar="ADDR[:PORT]",
+        help="a secondary sent NOTIFY (RFC 1996) over UDP when a reload raises a zone's "
+        "serial; repeatable (default port 53)",
+    )
+    parser.add_argument(
+        "--nsid",
+        type=_nsid,
+        metavar="TEXT",
+        help="the server's identifier, given to queries that ask for it (NSID, RFC 5001; "
+        "dig +nsid); default: none",
     )
     parser.add_argument(
         "--idle-timeout",

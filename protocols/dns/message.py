@@ -39,7 +39,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -80,6 +80,7 @@ __all__ = [
     "ResourceRecord",
     "Unknown",
     "build_message",
+    "build_messages",
     "decode_rdata",
     "encode_rdata",
     "parse_message",
@@ -141,7 +142,9 @@ class Rcode:
     NOTIMP: Final = 4
     REFUSED: Final = 5
     YXDOMAIN: Final = 6
+    NOTAUTH: Final = 9
     BADVERS: Final = 16
+    BADCOOKIE: Final = 23
 
 
 # --- construct declarations: the fixed layouts, compiled once ----------------
@@ -1163,6 +1166,32 @@ def _write_opt(edns: Edns, out: bytearray) -> None:
     out[fixed_at + 8 : fixed_at + 10] = rdlength.to_bytes(2, "big")
 
 
+def _header(h: Header, qdcount: int, ancount: int, nscount: int, arcount: int) -> bytes:
+    return bytes(
+        _HEADER.build(
+            {
+                "id": h.id,
+                "flags": {
+                    "qr": h.qr,
+                    "opcode": h.opcode,
+                    "aa": h.aa,
+                    "tc": h.tc,
+                    "rd": h.rd,
+                    "ra": h.ra,
+                    "z": h.z,
+                    "ad": h.ad,
+                    "cd": h.cd,
+                    "rcode": h.rcode,
+                },
+                "qdcount": qdcount,
+                "ancount": ancount,
+                "nscount": nscount,
+                "arcount": arcount,
+            }
+        )
+    )
+
+
 def build_message(message: Message) -> bytes:
     """Encode a message, compressing names.
 
@@ -1174,26 +1203,12 @@ def build_message(message: Message) -> bytes:
     arcount = len(message.additionals) + (message.edns is not None)
     try:
         out = bytearray(
-            _HEADER.build(
-                {
-                    "id": h.id,
-                    "flags": {
-                        "qr": h.qr,
-                        "opcode": h.opcode,
-                        "aa": h.aa,
-                        "tc": h.tc,
-                        "rd": h.rd,
-                        "ra": h.ra,
-                        "z": h.z,
-                        "ad": h.ad,
-                        "cd": h.cd,
-                        "rcode": h.rcode,
-                    },
-                    "qdcount": len(message.questions),
-                    "ancount": len(message.answers),
-                    "nscount": len(message.authorities),
-                    "arcount": arcount,
-                }
+            _header(
+                h,
+                len(message.questions),
+                len(message.answers),
+                len(message.authorities),
+                arcount,
             )
         )
         table: CompressionTable = {}
@@ -1207,4 +1222,82 @@ def build_message(message: Message) -> bytes:
             _write_opt(message.edns, out)
     except (cs.ConstructError, struct.error, OverflowError) as exc:
         raise ValueError(f"cannot encode message: {exc}") from exc
+    return bytes(out)
+
+
+def build_messages(
+    header: Header,
+    question: Question | None,
+    answers: Iterable[ResourceRecord],
+    *,
+    edns: Edns | None = None,
+    limit: int = 0xFFFF,
+) -> Iterator[bytes]:
+    """Pack records into a stream of messages, each at most ``limit`` bytes (a zone transfer).
+
+    ::
+
+        | header | question | answer records ... | OPT |    the first message
+        | header | answer records ...           | OPT |    the next ones (RFC 5936 2.2.1)
+
+    Every message is compressed on its own (a pointer cannot reach into another
+    message); each is filled until the next record would pass ``limit``. Records
+    are read from ``answers`` one at a time, so a generator over a large zone
+    is never held whole: at most one message is.
+
+    Args:
+        header: the header of every message (its counts are filled in).
+        question: the question, echoed in the first message only.
+        answers: the records, in order.
+        edns: the OPT record to end every message with, if any.
+        limit: the largest message, 65535 over TCP.
+
+    Yields:
+        Each message's bytes; at least one, even with no records.
+
+    Raises:
+        ValueError: one record alone does not fit in a message, or a field is out of range.
+    """
+    opt = bytearray()
+    if edns is not None:
+        _write_opt(edns, opt)
+    room = limit - len(opt)
+    questions = (question,) if question is not None else ()
+    out, table = _start(questions)
+    count = 0
+    for record in answers:
+        mark = len(out)
+        _write_record(record, out, table)
+        if len(out) <= room:
+            count += 1
+            continue
+        if not count:
+            raise ValueError(f"a record of {len(out) - mark} bytes does not fit in a message")
+        # Take the record back out (its table entries go with the table) and begin anew.
+        del out[mark:]
+        yield _finish(header, out, len(questions), count, opt)
+        questions = ()
+        out, table = _start(questions)
+        _write_record(record, out, table)
+        if len(out) > room:
+            raise ValueError(f"a record of {len(out) - 12} bytes does not fit in a message")
+        count = 1
+    yield _finish(header, out, len(questions), count, opt)
+
+
+def _start(questions: tuple[Question, ...]) -> tuple[bytearray, CompressionTable]:
+    out = bytearray(_HEADER_SIZE)  # the header is written once the counts are known
+    table: CompressionTable = {}
+    for q in questions:
+        encode_name(q.name, out, table)
+        out += _QUESTION_TAIL.build({"qtype": q.qtype, "qclass": q.qclass})
+    return out, table
+
+
+def _finish(header: Header, out: bytearray, qdcount: int, ancount: int, opt: bytearray) -> bytes:
+    try:
+        out[:_HEADER_SIZE] = _header(header, qdcount, ancount, 0, 1 if opt else 0)
+    except (cs.ConstructError, struct.error, OverflowError) as exc:
+        raise ValueError(f"cannot encode message: {exc}") from exc
+    out += opt
     return bytes(out)

@@ -38,16 +38,18 @@ with a checkpoint, so a flood cannot starve the TCP side.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
+import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
+from typing import Any, Final
 
 import anyio
 from anyio import TASK_STATUS_IGNORED
-from anyio.abc import SocketAttribute, SocketStream, TaskStatus
+from anyio.abc import SocketAttribute, SocketStream, TaskGroup, TaskStatus
 from anyio.lowlevel import checkpoint
 from anyio.streams.stapled import MultiListener
 
@@ -57,6 +59,18 @@ from framing.pipeline import serve_pipelined
 from framing.server import ServerInfo, serve
 from framing.stream import FramedStream, IdleTimeout
 from protocols.dns.answer import DEFAULT_CACHE_SIZE, Authority
+from protocols.dns.errors import DNSFormatError
+from protocols.dns.message import (
+    SOA,
+    Header,
+    Message,
+    Opcode,
+    Question,
+    Rcode,
+    RecordType,
+    build_message,
+    parse_message,
+)
 from protocols.dns.zone import Zone, example_zone
 
 __all__ = [
@@ -64,12 +78,16 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_QUERY_SIZE",
     "DEFAULT_MESSAGE_TIMEOUT",
+    "DNS_PORT",
     "DNSServerInfo",
     "run_dns_server",
+    "send_notify",
 ]
 
 logger = logging.getLogger("protocols.dns")
 
+#: The port NOTIFY is sent to when none is given.
+DNS_PORT: Final = 53
 #: RFC 7766 6.2.3 suggests an idle timeout of the order of seconds; 10 s lets a
 #: resolver reuse a connection for a burst without holding it for long.
 DEFAULT_IDLE_TIMEOUT: Final = 10.0
@@ -89,39 +107,125 @@ _BIND_ATTEMPTS: Final = 20
 _UDP_BATCH: Final = 64
 #: The largest datagram read: any UDP payload fits, so none is cut short.
 _UDP_RECEIVE_SIZE: Final = 65535
+#: Transfers asked for on one connection and not yet sent: more are refused,
+#: so a peer pipelining AXFR queries cannot make the server hold many.
+_MAX_TRANSFERS_QUEUED: Final = 4
+#: NOTIFY (RFC 1996 3.6): a first wait for the answer, doubled at each of the
+#: attempts: 1 + 2 + 4 + 8 + 16 s, about half a minute before giving up.
+NOTIFY_TIMEOUT: Final = 1.0
+NOTIFY_ATTEMPTS: Final = 5
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(slots=True)
+class _Serving:
+    """What a running server answers from, replaced whole on reload."""
+
+    authority: Authority
+    notify: tuple[tuple[str, int], ...]
+    task_group: TaskGroup | None = None
+    tcp: ServerInfo | None = None  # once TCP serves: whether it sheds load
 
 
 @dataclass(frozen=True, slots=True)
 class DNSServerInfo:
-    """Where a running :func:`run_dns_server` listens.
+    """Where a running :func:`run_dns_server` listens, and what it serves.
 
     Attributes:
-        host: the address bound, for both transports.
-        port: the port, the same for UDP and TCP.
-        zone: the zone served.
+        host: the first address bound, for both transports.
+        port: the port, the same for UDP and TCP, on every address.
+        zone: the first zone served when the server started.
         tcp: the TCP server's live information and counters.
+        hosts: every address bound.
     """
 
     host: str
     port: int
     zone: Zone
     tcp: ServerInfo
+    hosts: tuple[str, ...] = ()
+    _serving: _Serving | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def zones(self) -> tuple[Zone, ...]:
+        """The zones served now (after any :meth:`replace_zones`)."""
+        return self._state().authority.zones
+
+    def replace_zones(self, zones: Sequence[Zone]) -> tuple[Zone, ...]:
+        """Serve ``zones`` from now on, and NOTIFY the secondaries of those that changed.
+
+        Queries answered from now on see the new zones; a transfer already
+        begun goes on with the zone it started with. For each zone whose SOA
+        serial went up (RFC 1982 serial arithmetic), or that is new, a NOTIFY
+        (RFC 1996) goes to every address of ``notify``, in the background.
+
+        Args:
+            zones: every zone to serve (the whole set, not just the changed ones).
+
+        Returns:
+            The zones whose serial went up or that are new: those notified.
+
+        Raises:
+            ValueError: no zone, or two with the same origin.
+        """
+        serving = self._state()
+        old = {zone.origin.key: zone for zone in serving.authority.zones}
+        serving.authority = serving.authority.with_zones(zones)
+        changed = tuple(
+            zone
+            for zone in zones
+            if zone.origin.key not in old or _serial_newer(zone, old[zone.origin.key])
+        )
+        for zone in changed:
+            logger.info("serving %s serial %d", zone.origin, _serial(zone))
+            if serving.task_group is not None:
+                for host, port in serving.notify:
+                    serving.task_group.start_soon(_notify_quietly, zone, host, port)
+        return changed
+
+    def _state(self) -> _Serving:
+        if self._serving is None:
+            raise RuntimeError("this DNSServerInfo is not a running server's")
+        return self._serving
 
 
-async def _bind(host: str, port: int) -> tuple[MultiListener[SocketStream], socket.socket]:
-    """Bind TCP, then UDP on the same port; with port 0, retry until both are free."""
+def _serial(zone: Zone) -> int:
+    soa = zone.soa.rdata
+    assert isinstance(soa, SOA)
+    return soa.serial
+
+
+def _serial_newer(new: Zone, old: Zone) -> bool:
+    """RFC 1982 3.2: whether ``new``'s serial is greater than ``old``'s, modulo 2**32."""
+    difference = (_serial(new) - _serial(old)) % 2**32
+    return 0 < difference < 2**31
+
+
+async def _bind(
+    hosts: Sequence[str], port: int
+) -> tuple[list[MultiListener[SocketStream]], list[socket.socket], int]:
+    """Bind TCP and UDP on one port on every host; with port 0, retry until all are free."""
     for _ in range(_BIND_ATTEMPTS):
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
-        bound = listener.extra(SocketAttribute.local_port)
+        listeners: list[MultiListener[SocketStream]] = []
+        sockets: list[socket.socket] = []
+        bound = port
         try:
-            udp = await _udp_socket(host, bound)
+            for host in hosts:
+                listener = await anyio.create_tcp_listener(local_host=host, local_port=bound)
+                listeners.append(listener)
+                bound = listener.extra(SocketAttribute.local_port)
+                sockets.append(await _udp_socket(host, bound))
         except OSError:
-            await listener.aclose()
+            for listener in listeners:
+                await listener.aclose()
+            for sock in sockets:
+                sock.close()
             if port:
                 raise
-            continue  # the kernel's free TCP port is taken for UDP: ask again
-        return listener, udp
-    raise OSError(f"no port on {host} was free for both TCP and UDP")
+            continue  # the port found free for one is taken for another: ask again
+        return listeners, sockets, bound
+    raise OSError(f"no port on {', '.join(hosts)} was free for both TCP and UDP")
 
 
 async def _udp_socket(host: str, port: int) -> socket.socket:
@@ -139,9 +243,50 @@ async def _udp_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve_udp(sock: socket.socket, authority: Authority) -> None:
+def _asks_transfer(query: bytes) -> bool:
+    """Whether the first question of ``query`` may ask for AXFR or IXFR: a cheap first look."""
+    pos = 12
+    size = len(query)
+    while pos < size:
+        length = query[pos]
+        if length == 0:
+            return query[pos + 1 : pos + 3] in (b"\x00\xfc", b"\x00\xfb")
+        if length & 0xC0:
+            return True  # a pointer in a question: let the parser decide
+        pos += length + 1
+    return False
+
+
+def _describe(peer: Any) -> str:
+    if isinstance(peer, tuple):
+        host, port = peer[0], peer[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(peer)
+
+
+def _allowed(peer: Any, networks: Sequence[_Network]) -> bool:
+    """Whether ``peer`` (an address tuple) is in ``networks``, IPv4-mapped peers included."""
+    if not isinstance(peer, tuple) or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(str(peer[0]).partition("%")[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 on a dual-stack socket
+    return any(ip in net or (mapped is not None and mapped in net) for net in networks)
+
+
+def _question_text(query: bytes) -> str:
+    try:
+        question = parse_message(query).questions[0]
+    except (DNSFormatError, IndexError):
+        return "a zone"
+    kind = "IXFR" if question.qtype == RecordType.IXFR else "AXFR"
+    return f"{kind} of {question.name}"
+
+
+async def _serve_udp(sock: socket.socket, serving: _Serving) -> None:
     """Answer datagrams forever: each is one query; errors cost that datagram only."""
-    respond = authority.respond
     recvfrom = sock.recvfrom
     answered = 0
     while True:
@@ -154,8 +299,14 @@ async def _serve_udp(sock: socket.socket, authority: Authority) -> None:
         except OSError as exc:  # an ICMP error reported on the socket: not fatal
             logger.debug("UDP receive failed: %r", exc)
             continue
-        answer = respond(data, udp=True)
+        answer = serving.authority.respond(data, udp=True, peer=peer[0])
         if answer is not None:
+            if answer[3] & 0xF == Rcode.REFUSED and _asks_transfer(data):
+                logger.info(
+                    "refused %s to %s: transfers go over TCP (RFC 5936 4.2)",
+                    _question_text(data),
+                    _describe(peer),
+                )
             await _send_datagram(sock, answer, peer)
         answered += 1
         if answered >= _UDP_BATCH:
@@ -180,33 +331,165 @@ async def _send_datagram(sock: socket.socket, answer: bytes, peer: tuple[str, in
             return
 
 
+class _Transfers:
+    """The zone transfers asked for on one connection, sent one after another."""
+
+    def __init__(self, stream: FramedStream[bytes], task_group: TaskGroup, peer: str) -> None:
+        self.stream = stream
+        self.task_group = task_group
+        self.peer = peer
+        self.lock = anyio.Lock()
+        self.queued = 0
+
+    def start(self, what: str, messages: Iterator[bytes]) -> bool:
+        """Queue a transfer; ``False`` when too many are queued already."""
+        if self.queued >= _MAX_TRANSFERS_QUEUED:
+            return False
+        self.queued += 1
+        # Busy, not idle, while it is sent: idle_timeout waits (a slow secondary).
+        self.stream.work_in_flight += 1
+        self.task_group.start_soon(self.send, what, messages)
+        return True
+
+    async def send(self, what: str, messages: Iterator[bytes]) -> None:
+        sent = size = 0
+        try:
+            async with self.lock:
+                for message in messages:
+                    # In wire form: the framer's max_size bounds queries, not these.
+                    frame = len(message).to_bytes(2, "big") + message
+                    await self.stream.send_bytes(frame, messages=1)
+                    sent += 1
+                    size += len(message)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            logger.info("%s to %s broken off after %d messages", what, self.peer, sent)
+        else:
+            logger.info("sent %s to %s: %d messages, %d bytes", what, self.peer, sent, size)
+        finally:
+            self.queued -= 1
+            self.stream.work_in_flight -= 1
+
+
 def _tcp_handler(
-    authority: Authority, framer: str
+    serving: _Serving, framer: str, allow_transfer: Sequence[_Network]
 ) -> Callable[[FramedStream[bytes]], Awaitable[None]]:
-    answer = authority.respond
-
-    # A plain function, so serve_pipelined answers inline, in one write per read.
-    # (Not partial(answer, udp=False): a partial with a keyword builds a dict per
-    # call, a third of a microsecond per query.)
-    def respond(query: bytes) -> bytes | None:
-        if len(query) < 2:
-            # Not even an id to answer to (a zero-length frame): the stream cannot
-            # be a DNS client's. serve_pipelined writes the answers before it and
-            # raises; serve closes the connection and logs it.
-            raise MalformedFrame(framer, f"a {len(query)}-byte message has no id")
-        return answer(query, udp=False)
-
     async def handle(stream: FramedStream[bytes]) -> None:
-        with contextlib.suppress(IdleTimeout):  # quiet too long: close (RFC 7766 6.2.3)
-            await serve_pipelined(stream, respond)
+        peer = stream.extra(SocketAttribute.remote_address, None)
+        host = str(peer[0]) if isinstance(peer, tuple) else None
+        async with anyio.create_task_group() as tg:
+            transfers = _Transfers(stream, tg, _describe(peer))
+
+            # A plain function, so serve_pipelined answers inline, in one write per read.
+            def respond(query: bytes) -> bytes | None:
+                if len(query) < 2:
+                    # Not even an id to answer to (a zero-length frame): the stream
+                    # cannot be a DNS client's. serve_pipelined writes the answers
+                    # before it and raises; serve closes the connection and logs it.
+                    raise MalformedFrame(framer, f"a {len(query)}-byte message has no id")
+                authority = serving.authority
+                answer = authority.respond(query, udp=False, peer=host)
+                # The authority refuses every transfer; a REFUSED answer (rare)
+                # is looked at again here, where the peer is known.
+                if answer is None or answer[3] & 0xF != Rcode.REFUSED:
+                    return answer
+                messages = authority.transfer(query)
+                if messages is None:
+                    return answer
+                what = _question_text(query)
+                if not _allowed(peer, allow_transfer):
+                    logger.info(
+                        "refused %s to %s: not an allowed address (allow_transfer)",
+                        what,
+                        transfers.peer,
+                    )
+                    return answer
+                if not transfers.start(what, messages):
+                    logger.info("refused %s to %s: too many transfers queued", what, transfers.peer)
+                    return answer
+                return None
+
+            with contextlib.suppress(IdleTimeout):  # quiet too long: close (RFC 7766 6.2.3)
+                await serve_pipelined(stream, respond)
 
     return handle
 
 
-async def run_dns_server(
-    zone: Zone | None = None,
+def _notify_message(zone: Zone, query_id: int) -> bytes:
+    """RFC 1996 3.7: opcode NOTIFY, AA, the zone's SOA as question and as answer."""
+    header = Header(query_id, opcode=Opcode.NOTIFY, aa=True)
+    question = Question(zone.origin, RecordType.SOA)
+    return build_message(Message(header, (question,), (zone.soa,)))
+
+
+async def send_notify(
+    zone: Zone,
+    host: str,
+    port: int = DNS_PORT,
     *,
-    host: str = "127.0.0.1",
+    attempts: int = NOTIFY_ATTEMPTS,
+    first_wait: float = NOTIFY_TIMEOUT,
+) -> bool:
+    """Tell a secondary that ``zone`` changed (RFC 1996), over UDP, until it answers.
+
+    The NOTIFY is sent again when no answer comes, waiting twice as long each
+    time (RFC 1996 3.6). Only an answer from ``host`` with the query's id, QR
+    and opcode NOTIFY counts.
+
+    Args:
+        zone: the zone whose SOA is announced.
+        host: the secondary's address.
+        port: its port.
+        attempts: how many times to send before giving up.
+        first_wait: the first wait for an answer, in seconds.
+
+    Returns:
+        Whether the secondary answered (whatever its rcode, which is logged).
+    """
+    query_id = int.from_bytes(os.urandom(2), "big")
+    message = _notify_message(zone, query_id)
+    where = _describe((host, port))
+    try:
+        async with await anyio.create_connected_udp_socket(host, port) as udp:
+            wait = first_wait
+            for _ in range(attempts):
+                await udp.send(message)
+                with anyio.move_on_after(wait):
+                    while True:
+                        try:
+                            reply = parse_message(await udp.receive())
+                        except DNSFormatError:
+                            continue
+                        except (OSError, anyio.BrokenResourceError):
+                            # ICMP port unreachable: wait out this attempt
+                            await anyio.sleep_forever()
+                        header = reply.header
+                        if header.id == query_id and header.qr and header.opcode == Opcode.NOTIFY:
+                            logger.info(
+                                "NOTIFY for %s serial %d to %s: answered, rcode %d",
+                                zone.origin,
+                                _serial(zone),
+                                where,
+                                reply.rcode,
+                            )
+                            return True
+                wait *= 2
+    except OSError as exc:
+        logger.warning("NOTIFY for %s to %s failed: %r", zone.origin, where, exc)
+        return False
+    logger.warning(
+        "NOTIFY for %s to %s: no answer after %d attempts, given up", zone.origin, where, attempts
+    )
+    return False
+
+
+async def _notify_quietly(zone: Zone, host: str, port: int) -> None:
+    await send_notify(zone, host, port)
+
+
+async def run_dns_server(
+    zone: Zone | Sequence[Zone] | None = None,
+    *,
+    host: str | Sequence[str] = "127.0.0.1",
     port: int = 5053,
     idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     message_timeout: float | None = DEFAULT_MESSAGE_TIMEOUT,
@@ -215,6 +498,9 @@ async def run_dns_server(
     proxy_protocol: Sequence[str] = (),
     max_query_size: int = DEFAULT_MAX_QUERY_SIZE,
     cache_size: int = DEFAULT_CACHE_SIZE,
+    allow_transfer: Sequence[str] = (),
+    notify: Sequence[tuple[str, int]] = (),
+    nsid: bytes | None = None,
     task_status: TaskStatus[DNSServerInfo] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``zone`` over UDP and TCP on one port until cancelled.
@@ -224,9 +510,19 @@ async def run_dns_server(
         info = await tg.start(partial(run_dns_server, port=0))
         print(info.port)
 
+    EDNS: a client cookie gets a server cookie back (RFC 7873); a TCP query
+    with the edns-tcp-keepalive option learns the idle timeout, 0 while the
+    server sheds load (RFC 7828); NSID is given when ``nsid`` is set (RFC 5001).
+
+    Zone transfers (AXFR, and IXFR answered as AXFR) go over TCP to the
+    addresses of ``allow_transfer`` only; everyone else, and every transfer
+    asked over UDP, gets REFUSED and a log line. ``info.replace_zones(zones)``
+    swaps the zones served and NOTIFYs the addresses of ``notify``.
+
     Args:
-        zone: the zone; ``None`` serves the embedded example zone.
-        host: the IP address to bind (both transports).
+        zone: the zone, or several (each name is answered from the zone with the
+            longest matching origin); ``None`` serves the embedded example zone.
+        host: the IP address to bind (both transports), or several, all on one port.
         port: the port; 0 finds one free for both UDP and TCP.
         idle_timeout: seconds a TCP connection may stay quiet; ``None``: forever.
         message_timeout: seconds a TCP query may take to arrive once its first
@@ -243,25 +539,56 @@ async def run_dns_server(
         max_query_size: the largest TCP query accepted; a larger frame closes
             its connection.
         cache_size: ready answers kept per transport.
+        allow_transfer: addresses or networks (``ADDR[/PREFIX]``) allowed to
+            transfer the zones; none by default.
+        notify: (address, port) of the secondaries told of a zone's new serial.
+        nsid: the server's identifier, given to queries that ask for it (RFC 5001).
         task_status: for ``task_group.start``: receives the :class:`DNSServerInfo`.
 
     Raises:
         OSError: the port could not be bound.
+        ValueError: an entry of ``allow_transfer`` is not an address or network.
     """
-    zone = zone if zone is not None else example_zone()
-    authority = Authority(zone, cache_size=cache_size)
+    if zone is None:
+        zones: tuple[Zone, ...] = (example_zone(),)
+    elif isinstance(zone, Zone):
+        zones = (zone,)
+    else:
+        zones = tuple(zone)
+    hosts = (host,) if isinstance(host, str) else tuple(host)
+    if not hosts:
+        raise ValueError("run_dns_server needs at least one host")
+    networks = [ipaddress.ip_network(source, strict=False) for source in allow_transfer]
+    serving = _Serving(Authority(zones, cache_size=cache_size), tuple(notify))
+
+    def keepalive() -> int:
+        # RFC 7828 3.3.2: the idle timeout in units of 100 ms; 0 asks the client to
+        # close its connection, when the server sheds load.
+        if serving.tcp is not None and serving.tcp.shedding:
+            return 0
+        return round((idle_timeout or 0) * 10)
+
+    serving.authority = Authority(
+        zones,
+        cache_size=cache_size,
+        nsid=nsid,
+        tcp_keepalive=keepalive if idle_timeout is not None else None,
+    )
     framer = LengthPrefixed(2, max_size=max_query_size)
-    listener, udp = await _bind(host, port)
-    bound = listener.extra(SocketAttribute.local_port)
-    with udp:  # closed once the task group, and so _serve_udp, has ended
+    listeners, sockets, bound = await _bind(hosts, port)
+    with contextlib.ExitStack() as stack:
+        for sock in sockets:  # closed once the task group, and so _serve_udp, has ended
+            stack.enter_context(sock)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_serve_udp, udp, authority)
+            serving.task_group = tg
+            for sock in sockets:
+                tg.start_soon(_serve_udp, sock, serving)
             tcp = await tg.start(
                 partial(
                     serve,
-                    _tcp_handler(authority, repr(framer)),
+                    _tcp_handler(serving, repr(framer), networks),
                     framer,
-                    listeners=[listener],
+                    listeners=listeners,
                     idle_timeout=idle_timeout,
                     message_timeout=message_timeout,
                     max_connections=max_connections,
@@ -269,4 +596,5 @@ async def run_dns_server(
                     proxy_protocol=proxy_protocol,
                 )
             )
-            task_status.started(DNSServerInfo(host, bound, zone, tcp))
+            serving.tcp = tcp
+            task_status.started(DNSServerInfo(hosts[0], bound, zones[0], tcp, hosts, serving))

@@ -713,9 +713,9 @@ $TTL 3600
             IN  MX    10 mail
             IN  MX    20 mail2
             IN  TXT   "v=spf1 mx -all"
-ns1         IN  A     192.0.2.53
-            IN  AAAA  2001:db8::53
-ns2    300  IN  A     192.0.2.54
+ns1         IN  A     127.0.0.53 ; name servers are loopback: a secondary
+            IN  AAAA  ::1        ; set up from this zone sends nothing away
+ns2    300  IN  A     127.0.0.54
 www         IN  A     192.0.2.80
             IN  A     192.0.2.81
             IN  AAAA  2001:db8::80

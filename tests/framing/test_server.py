@@ -327,6 +327,23 @@ async def test_after_shedding_a_departure_frees_a_slot() -> None:
             await three.aclose()
 
 
+async def test_shedding_is_true_while_the_table_is_full() -> None:
+    """ServerInfo.shedding: what DNS states as an edns-tcp-keepalive of 0 (RFC 7828)."""
+    with anyio.fail_after(10):
+        async with running(echo, lp(), max_connections=2) as info:
+            assert not info.shedding
+            one = await connect("127.0.0.1", info.port, lp())
+            await roundtrip(one, b"one")
+            assert not info.shedding
+            two = await connect("127.0.0.1", info.port, lp())
+            await roundtrip(two, b"two")
+            assert info.shedding  # full: the next newcomer sheds a connection
+            await two.aclose()
+            await until(lambda: info.stats.connections_open == 1)
+            assert not info.shedding
+            await one.aclose()
+
+
 async def test_serve_gives_each_connection_its_receive_size() -> None:
     sizes: list[int] = []
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from protocols.dns.answer import Authority
+from protocols.dns.edns import ServerCookies
 from protocols.dns.message import (
     AAAA,
     CNAME,
@@ -207,7 +209,7 @@ def test_no_answer_to_a_response(authority: Authority) -> None:
     assert authority.respond(response, udp=False) is None
 
 
-@pytest.mark.parametrize("opcode", [1, 2, 4, 5, 15])
+@pytest.mark.parametrize("opcode", [1, 2, 5, 15])
 def test_notimp_for_other_opcodes(authority: Authority, opcode: int) -> None:
     question = Question(Name.from_text("www.framing.test."), 1)
     wire = authority.respond(
@@ -518,3 +520,206 @@ def test_answer_https_adds_the_addresses_of_its_target(operator: Authority) -> N
         ("www.cmp.test.", RecordType.A),
         ("www.cmp.test.", RecordType.AAAA),
     ]
+
+
+# --- zone transfers, NOTIFY, several zones ----------------------------------
+
+
+def _transfer_query(name: str, qtype: int = RecordType.AXFR, **header: Any) -> bytes:
+    question = Question(Name.from_text(name), qtype)
+    return build_message(Message(Header(0x77, **header), (question,)))
+
+
+@pytest.mark.parametrize("qtype", [RecordType.AXFR, RecordType.IXFR])
+def test_transfer_gives_the_zone_soa_first_and_last(operator: Authority, qtype: int) -> None:
+    """RFC 5936 2.2; IXFR gets the same full transfer (RFC 1995 4)."""
+    messages = operator.transfer(_transfer_query("CMP.test.", qtype))
+    assert messages is not None
+    (wire,) = list(messages)
+    answer = parse_message(wire)
+    assert (answer.header.id, answer.header.aa, answer.rcode) == (0x77, True, Rcode.NOERROR)
+    assert answer.questions == (Question(Name.from_text("CMP.test."), qtype),)
+    zone = operator.zone
+    assert answer.answers[0] == answer.answers[-1] == zone.soa
+    assert sorted(map(repr, answer.answers[1:-1])) == sorted(
+        repr(r) for r in zone.records if r is not zone.soa
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        _transfer_query("www.cmp.test."),  # not a zone's apex
+        _transfer_query("example."),  # not ours
+        _transfer_query("cmp.test.", RecordType.A),
+        _transfer_query("cmp.test.", opcode=Opcode.NOTIFY),
+        build_message(Message(Header(1), ())),
+        b"\x00\x01\x02",
+    ],
+)
+def test_transfer_is_none_for_anything_else(operator: Authority, query: bytes) -> None:
+    assert operator.transfer(query) is None
+
+
+@pytest.mark.parametrize("udp", [True, False])
+@pytest.mark.parametrize("qtype", [RecordType.AXFR, RecordType.IXFR])
+def test_respond_refuses_every_transfer_and_never_caches_it(
+    operator: Authority, udp: bool, qtype: int
+) -> None:
+    """Issue 13: transfers are the server's to give, to the peers it allows."""
+    answer = ask(operator, "cmp.test.", qtype, udp=udp)
+    assert (answer.rcode, answer.header.aa, answer.answers) == (Rcode.REFUSED, False, ())
+    assert operator.cached == 0
+
+
+def test_formerr_for_a_transfer_with_two_questions(operator: Authority) -> None:
+    question = Question(Name.from_text("cmp.test."), RecordType.AXFR)
+    wire = build_message(Message(Header(9), (question, question)))
+    assert operator.transfer(wire) is None
+    answer = parse_message(operator.respond(wire, udp=False) or b"")
+    assert answer.rcode == Rcode.FORMERR
+
+
+def test_notify_for_a_zone_served_is_acknowledged_with_aa(operator: Authority) -> None:
+    """RFC 1996 3.7 and 4.7: NOERROR, AA set, the question echoed; was NOTIMP."""
+    wire = _transfer_query("cmp.test.", RecordType.SOA, opcode=Opcode.NOTIFY, aa=True)
+    answer = parse_message(operator.respond(wire, udp=True) or b"")
+    assert (answer.rcode, answer.header.opcode, answer.header.aa) == (
+        Rcode.NOERROR,
+        Opcode.NOTIFY,
+        True,
+    )
+    assert answer.questions[0].name == Name.from_text("cmp.test.")
+
+
+@pytest.mark.parametrize("name", ["example.", "www.cmp.test."])
+def test_notify_for_a_zone_not_served_is_notauth(operator: Authority, name: str) -> None:
+    wire = _transfer_query(name, RecordType.SOA, opcode=Opcode.NOTIFY)
+    answer = parse_message(operator.respond(wire, udp=True) or b"")
+    assert (answer.rcode, answer.header.aa) == (Rcode.NOTAUTH, False)
+
+
+_CHILD = parse_zone(
+    "$ORIGIN sub.cmp.test.\n$TTL 60\n@ SOA ns hm 7 1 1 1 1\n@ NS ns\nns A 127.0.0.53\n"
+    "www A 127.0.0.88\n"
+)
+_OTHER = parse_zone("$ORIGIN other.test.\n$TTL 60\n@ SOA ns hm 1 1 1 1 1\nwww A 127.0.0.77\n")
+
+
+def test_several_zones_answer_from_the_longest_matching_origin() -> None:
+    """Issue 13: --zone repeats; the child zone answers below its apex, not the parent's cut."""
+    authority = Authority([parse_zone(OPERATOR_ZONE_TEXT), _CHILD, _OTHER])
+    child = ask(authority, "www.sub.cmp.test.", RecordType.A)
+    assert (child.rcode, child.header.aa) == (Rcode.NOERROR, True)
+    assert child.answers[0].rdata == A("127.0.0.88")
+    assert ask(authority, "www.other.test.", RecordType.A).answers[0].rdata == A("127.0.0.77")
+    parent = ask(authority, "www.cmp.test.", RecordType.A)
+    assert (parent.rcode, len(parent.answers)) == (Rcode.NOERROR, 2)
+    outside = ask(authority, "www.example.", RecordType.A, edns=Edns())
+    assert outside.rcode == Rcode.REFUSED
+    assert outside.edns is not None
+    assert outside.edns.options == (EdnsOption(15, b"\x00\x14"),)
+    assert authority.zone_for(Name.from_text("a.b.sub.cmp.test.")) is _CHILD
+    messages = authority.transfer(_transfer_query("sub.cmp.test."))
+    assert messages is not None
+    assert parse_message(next(messages)).answers[1:-1] == _CHILD.records[1:]
+
+
+def test_several_zones_must_have_different_origins() -> None:
+    with pytest.raises(ValueError, match="same origin"):
+        Authority([_OTHER, _OTHER])
+    with pytest.raises(ValueError, match="at least one zone"):
+        Authority([])
+
+
+# --- EDNS options: cookies (RFC 7873), NSID (RFC 5001), keepalive (RFC 7828) -----
+
+_CLIENT_COOKIE = bytes.fromhex("0102030405060708")
+
+
+def _with_options(
+    authority: Authority, *options: EdnsOption, udp: bool = True, peer: str = "127.0.0.1"
+) -> Message:
+    question = Question(Name.from_text("www.framing.test."), RecordType.A)
+    query = build_message(Message(Header(0x55), (question,), edns=Edns(options=options)))
+    return parse_message(authority.respond(query, udp=udp, peer=peer) or b"")
+
+
+def _option(answer: Message, code: int) -> bytes | None:
+    assert answer.edns is not None
+    found = [o.data for o in answer.edns.options if o.code == code]
+    return found[0] if found else None
+
+
+def test_a_client_cookie_gets_a_server_cookie_made_for_that_client() -> None:
+    cookies = ServerCookies()
+    authority = Authority(ZONE, cookies=cookies)
+    answer = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE))
+    assert (answer.rcode, len(answer.answers)) == (Rcode.NOERROR, 2)
+    cookie = _option(answer, 10)
+    assert cookie is not None
+    assert cookie[:8] == _CLIENT_COOKIE
+    assert cookies.valid(_CLIENT_COOKIE, cookie[8:], "127.0.0.1")
+    assert not cookies.valid(_CLIENT_COOKIE, cookie[8:], "127.0.0.2")
+    assert authority.cached == 0  # made for one client at one time: never cached
+
+
+@pytest.mark.parametrize("udp", [True, False])
+def test_a_valid_server_cookie_gets_an_answer_and_a_fresh_cookie(udp: bool) -> None:
+    cookies = ServerCookies()
+    authority = Authority(ZONE, cookies=cookies)
+    server = cookies.make(_CLIENT_COOKIE, "127.0.0.1")
+    answer = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE + server), udp=udp)
+    assert (answer.rcode, len(answer.answers)) == (Rcode.NOERROR, 2)
+    assert _option(answer, 10) is not None
+
+
+def test_a_bad_server_cookie_over_udp_gets_badcookie_and_the_right_one() -> None:
+    """RFC 7873 5.2.4: BADCOOKIE (23) with a fresh server cookie, no records."""
+    cookies = ServerCookies()
+    authority = Authority(ZONE, cookies=cookies)
+    stale = ServerCookies().make(_CLIENT_COOKIE, "127.0.0.1")  # another secret's
+    answer = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE + stale))
+    assert answer.rcode == Rcode.BADCOOKIE
+    assert (answer.answers, answer.questions[0].name) == ((), Name.from_text("www.framing.test."))
+    cookie = _option(answer, 10)
+    assert cookie is not None
+    assert cookies.valid(_CLIENT_COOKIE, cookie[8:], "127.0.0.1")
+    # Over TCP the address is proven by the handshake: answered, with a fresh cookie.
+    over_tcp = _with_options(authority, EdnsOption(10, _CLIENT_COOKIE + stale), udp=False)
+    assert (over_tcp.rcode, len(over_tcp.answers)) == (Rcode.NOERROR, 2)
+
+
+@pytest.mark.parametrize("size", [0, 5, 9, 15, 41])
+def test_a_cookie_of_a_wrong_length_gets_formerr(size: int) -> None:
+    """RFC 7873 5.2.2; the question and the OPT record are kept."""
+    answer = _with_options(Authority(ZONE), EdnsOption(10, bytes(size)))
+    assert answer.rcode == Rcode.FORMERR
+    assert answer.questions[0].name == Name.from_text("www.framing.test.")
+    assert answer.edns is not None
+
+
+def test_nsid_is_given_only_when_configured_and_asked() -> None:
+    authority = Authority(ZONE, nsid=b"ns1.test")
+    assert _option(_with_options(authority, EdnsOption(3, b"")), 3) == b"ns1.test"
+    assert _with_options(authority).edns == Edns(payload_size=1232)
+    assert _option(_with_options(Authority(ZONE), EdnsOption(3, b"")), 3) is None
+
+
+def test_keepalive_states_the_timeout_over_tcp_only() -> None:
+    """RFC 7828: units of 100 ms; over UDP the option is ignored."""
+    timeout = [100]
+    authority = Authority(ZONE, tcp_keepalive=lambda: timeout[0])
+    keepalive = EdnsOption(11, b"")
+    assert _option(_with_options(authority, keepalive, udp=False), 11) == b"\x00\x64"
+    timeout[0] = 0  # shedding load: never a cached 100
+    assert _option(_with_options(authority, keepalive, udp=False), 11) == b"\x00\x00"
+    assert _option(_with_options(authority, keepalive, udp=True), 11) is None
+    assert _option(_with_options(Authority(ZONE), keepalive, udp=False), 11) is None
+
+
+def test_keepalive_with_a_timeout_in_a_query_gets_formerr() -> None:
+    """RFC 7828 3.2.2: a client sends the option empty."""
+    authority = Authority(ZONE, tcp_keepalive=lambda: 100)
+    answer = _with_options(authority, EdnsOption(11, b"\x00\x64"), udp=False)
+    assert answer.rcode == Rcode.FORMERR

@@ -27,6 +27,7 @@ from protocols.dns.message import (
     ResourceRecord,
     Unknown,
     build_message,
+    build_messages,
     decode_rdata,
     parse_message,
 )
@@ -366,3 +367,49 @@ def test_newer_types_parse_and_build_byte_identical_to_dnspython() -> None:
 def test_newer_types_refuse_bad_data(rtype: int, data: bytes, match: str) -> None:
     with pytest.raises(DNSFormatError, match=match):
         decode_rdata(rtype, data)
+
+
+# --- streams of messages (zone transfers) --------------------------------------
+
+
+def _records(count: int) -> list[ResourceRecord]:
+    return [
+        ResourceRecord(Name.from_text(f"host{i}.framing.test."), TXT((b"x" * 100,)), 60)
+        for i in range(count)
+    ]
+
+
+def test_build_messages_fills_each_message_up_to_the_limit() -> None:
+    records = _records(1000)
+    question = Question(Name.from_text("framing.test."), RecordType.AXFR)
+    header = Header(7, qr=True, aa=True)
+    wires = list(build_messages(header, question, records, edns=Edns(1232), limit=8192))
+    assert len(wires) > 10
+    assert all(len(w) <= 8192 for w in wires)
+    messages = [parse_message(w) for w in wires]
+    # The question in the first message only (RFC 5936 2.2.1); the OPT in each.
+    assert [len(m.questions) for m in messages] == [1] + [0] * (len(wires) - 1)
+    assert all(m.edns is not None and m.header.id == 7 and m.header.aa for m in messages)
+    assert [r for m in messages for r in m.answers] == records
+    # Full: the next record would not have fitted in any message but the last.
+    for wire in wires[:-1]:
+        assert len(wire) + 120 > 8192
+
+
+def test_build_messages_compresses_each_message_on_its_own() -> None:
+    wires = list(build_messages(Header(1, qr=True), None, _records(50), limit=2048))
+    assert len(wires) > 1
+    for wire in wires:  # every message decodes alone: no pointer into another
+        assert dns.message.from_wire(wire).answer
+    # Compressed: the second owner's "framing.test." is a pointer, not 14 bytes again.
+    assert len(wires[0]) < 12 + sum(len(r.name.to_text()) + 1 + 10 + 101 for r in _records(16))
+
+
+def test_build_messages_with_no_record_is_one_empty_message() -> None:
+    (wire,) = build_messages(Header(1, qr=True), None, [])
+    assert parse_message(wire).answers == ()
+
+
+def test_build_messages_refuses_a_record_larger_than_a_message() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        list(build_messages(Header(1, qr=True), None, _records(1), limit=100))

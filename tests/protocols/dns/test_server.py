@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,15 +11,23 @@ from typing import Any
 import anyio
 import dns.asyncbackend
 import dns.asyncquery
+import dns.edns
 import dns.flags
 import dns.message
+import dns.opcode
+import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.zone
 import pytest
 
 from protocols.dns.client import DNSClient, make_query, open_dns_client
 from protocols.dns.message import (
+    SOA,
+    Header,
     Message,
+    Opcode,
+    Question,
     Rcode,
     RecordType,
     build_message,
@@ -32,9 +41,11 @@ from protocols.dns.server import (
     DEFAULT_MESSAGE_TIMEOUT,
     DNSServerInfo,
     run_dns_server,
+    send_notify,
 )
-from protocols.dns.zone import example_zone
+from protocols.dns.zone import EXAMPLE_ZONE_TEXT, example_zone, parse_zone
 from tests.framing.transports import until
+from tests.protocols.dns.zones import OPERATOR_ZONE_TEXT
 
 ZONE = example_zone()
 TIMEOUT = 10
@@ -413,3 +424,349 @@ def test_message_timeout_is_on_by_default_and_shorter_than_idle() -> None:
     default = inspect.signature(run_dns_server).parameters["message_timeout"].default
     assert default == DEFAULT_MESSAGE_TIMEOUT
     assert 0 < DEFAULT_MESSAGE_TIMEOUT <= DEFAULT_IDLE_TIMEOUT
+
+
+# --- zone transfers (RFC 5936), NOTIFY (RFC 1996), reload, several addresses -----
+
+
+def _large_zone_text(count: int) -> str:
+    lines = [
+        "$ORIGIN big.test.",
+        "$TTL 300",
+        "@ SOA ns1 hostmaster 1 7200 3600 1209600 300",
+        "@ NS ns1",
+        "ns1 A 127.0.0.53",
+    ]
+    lines += [
+        f'h{i} A 127.0.{i // 250}.{i % 250 + 1}\nh{i} TXT "record {i:<80}"' for i in range(count)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _xfr(info: DNSServerInfo, origin: str, **options: Any) -> dns.zone.Zone:
+    """dnspython's own transfer client, in a thread: the zone as it reads it."""
+    return dns.zone.from_xfr(
+        dns.query.xfr(info.host, origin, port=info.port, timeout=5, lifetime=10, **options)
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("rdtype", ["AXFR", "IXFR"])
+async def test_axfr_gives_dnspython_the_zone_as_it_reads_the_file(rdtype: str) -> None:
+    """Issue 13: dns.query.xfr raised TransferError. IXFR is answered as AXFR (RFC 1995 4)."""
+    options: dict[str, Any] = {"rdtype": rdtype}
+    if rdtype == "IXFR":
+        options["serial"] = 1
+    async with running(zone=parse_zone(OPERATOR_ZONE_TEXT), allow_transfer=["127.0.0.1"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            theirs = await anyio.to_thread.run_sync(partial(_xfr, info, "cmp.test.", **options))
+    assert theirs == dns.zone.from_text(OPERATOR_ZONE_TEXT)
+
+
+@pytest.mark.anyio
+async def test_axfr_of_a_large_zone_comes_in_several_full_messages() -> None:
+    text = _large_zone_text(1500)
+    async with running(zone=parse_zone(text), allow_transfer=["127.0.0.0/8"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            query = build_message(make_query("big.test.", RecordType.AXFR, query_id=0xABCD))
+            async with await anyio.connect_tcp(info.host, info.port) as stream:
+                await stream.send(_frame(query))
+                messages = await _read_transfer(stream)
+            theirs = await anyio.to_thread.run_sync(partial(_xfr, info, "big.test."))
+    assert len(messages) >= 3
+    sizes = [len(m) for m in messages]
+    assert max(sizes) <= 65535
+    assert min(sizes[:-1]) > 60000  # each filled before the next begins
+    records = [r for m in messages for r in parse_message(m).answers]
+    assert records[0].rtype == records[-1].rtype == RecordType.SOA
+    assert len(records) == 3000 + 4
+    assert theirs == dns.zone.from_text(text)
+
+
+async def _read_transfer(stream: anyio.abc.ByteStream) -> list[bytes]:
+    """Read messages until the second SOA: the end of a transfer."""
+    messages: list[bytes] = []
+    data = b""
+    soas = 0
+    while soas < 2:
+        data += await stream.receive()
+        while len(data) >= 2 and len(data) >= 2 + int.from_bytes(data[:2], "big"):
+            size = int.from_bytes(data[:2], "big")
+            message = data[2 : 2 + size]
+            data = data[2 + size :]
+            messages.append(message)
+            answer = parse_message(message)
+            assert answer.rcode == Rcode.NOERROR, answer
+            soas += sum(r.rtype == RecordType.SOA for r in answer.answers)
+    return messages
+
+
+@pytest.mark.anyio
+async def test_axfr_refused_to_an_address_not_allowed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="protocols.dns")
+    async with running(allow_transfer=["127.0.0.2", "10.0.0.0/8"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            query = make_query("framing.test.", RecordType.AXFR, query_id=0xABCD)
+            (answer,) = await _raw_tcp(info, _frame(build_message(query)))
+    assert parse_message(answer).rcode == Rcode.REFUSED
+    assert any(
+        re.fullmatch(
+            r"refused AXFR of framing\.test\. to 127\.0\.0\.1:\d+: "
+            r"not an allowed address \(allow_transfer\)",
+            r.getMessage(),
+        )
+        for r in caplog.records
+    ), caplog.text
+
+
+@pytest.mark.anyio
+async def test_axfr_is_refused_by_default_and_over_udp(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="protocols.dns")
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            query = build_message(make_query("framing.test.", RecordType.AXFR, query_id=0xABCD))
+            (answer,) = await _raw_tcp(info, _frame(query))
+            assert parse_message(answer).rcode == Rcode.REFUSED
+    async with running(allow_transfer=["127.0.0.1"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            async with await anyio.create_connected_udp_socket(info.host, info.port) as udp:
+                await udp.send(query)
+                assert parse_message(await udp.receive()).rcode == Rcode.REFUSED
+    assert "to 127.0.0.1:" in caplog.text
+    assert "transfers go over TCP (RFC 5936 4.2)" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_axfr_with_two_questions_gets_formerr() -> None:
+    async with running(allow_transfer=["127.0.0.1"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            question = make_query("framing.test.", RecordType.AXFR).questions[0]
+            query = Message(Header(0xABCD), (question, question))
+            good = make_query("www.framing.test.", RecordType.A, query_id=0xABCD)
+            answers = await _raw_tcp(
+                info, _frame(build_message(query)) + _frame(build_message(good))
+            )
+    assert [parse_message(a).rcode for a in answers] == [Rcode.FORMERR, Rcode.NOERROR]
+
+
+@pytest.mark.anyio
+async def test_a_transfer_keeps_the_zone_it_started_with() -> None:
+    """Issue 13: replace_zones during a transfer changes queries after it, not the transfer."""
+    old = parse_zone(_large_zone_text(1500))
+    new = parse_zone(_large_zone_text(10).replace(" 1 7200", " 2 7200"))
+    async with running(zone=old, allow_transfer=["127.0.0.1"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            query = build_message(make_query("big.test.", RecordType.AXFR, query_id=0xABCD))
+            async with await anyio.connect_tcp(info.host, info.port) as stream:
+                await stream.send(_frame(query))
+                first = await stream.receive(2)
+                assert info.replace_zones([new]) == (new,)
+                messages = await _read_transfer_after(stream, first)
+            async with open_dns_client(info.host, info.port) as client:
+                soa = (await client.query("big.test.", RecordType.SOA)).answers[0]
+    records = [r for m in messages for r in parse_message(m).answers]
+    assert len(records) == 3004
+    assert {r.rdata.serial for r in records if isinstance(r.rdata, SOA)} == {1}
+    assert isinstance(soa.rdata, SOA)
+    assert soa.rdata.serial == 2
+    assert info.zones == (new,)
+
+
+async def _read_transfer_after(stream: anyio.abc.ByteStream, first: bytes) -> list[bytes]:
+    class _Prefixed:
+        def __init__(self) -> None:
+            self.held = first
+
+        async def receive(self) -> bytes:
+            if self.held:
+                held, self.held = self.held, b""
+                return held
+            return await stream.receive()
+
+    return await _read_transfer(_Prefixed())  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+async def test_notify_received_for_a_served_zone_is_noerror_with_aa(anyio_backend: str) -> None:
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            notify = dns.message.make_query("framing.test.", "SOA")
+            notify.set_opcode(dns.opcode.NOTIFY)
+            notify.flags |= dns.flags.AA
+            answer = await dns.asyncquery.udp(
+                notify, info.host, port=info.port, timeout=5, backend=backend
+            )
+            assert (answer.rcode(), answer.opcode()) == (dns.rcode.NOERROR, dns.opcode.NOTIFY)
+            assert answer.flags & dns.flags.AA
+            notify = dns.message.make_query("example.", "SOA")
+            notify.set_opcode(dns.opcode.NOTIFY)
+            answer = await dns.asyncquery.udp(
+                notify, info.host, port=info.port, timeout=5, backend=backend
+            )
+            assert answer.rcode() == dns.rcode.NOTAUTH
+
+
+@pytest.mark.anyio
+async def test_a_higher_serial_sends_notify_until_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RFC 1996 3.6: the first NOTIFY goes unanswered here; the second is answered."""
+    caplog.set_level("INFO", logger="protocols.dns")
+    async with await anyio.create_udp_socket(local_host="127.0.0.1") as secondary:
+        port = secondary.extra(anyio.abc.SocketAttribute.local_port)
+        async with running(notify=[("127.0.0.1", port)]) as info:
+            with anyio.fail_after(TIMEOUT):
+                same = info.replace_zones([ZONE])  # the same serial: no NOTIFY
+                assert same == ()
+                newer = parse_zone(EXAMPLE_ZONE_TEXT.replace("2024060101", "2024060102"))
+                assert info.replace_zones([newer]) == (newer,)
+                first, _ = await secondary.receive()
+                second, peer = await secondary.receive()
+                assert first == second  # the same NOTIFY, sent again
+                notify = parse_message(second)
+                assert (notify.header.opcode, notify.header.aa) == (Opcode.NOTIFY, True)
+                assert notify.questions[0] == Question(Name.from_text("framing.test."), 6)
+                assert notify.answers[0].rdata.serial == 2024060102  # type: ignore[union-attr]
+                reply = Message(
+                    Header(notify.header.id, qr=True, opcode=Opcode.NOTIFY, aa=True),
+                    notify.questions,
+                )
+                await secondary.sendto(build_message(reply), *peer[:2])
+                await until(lambda: "answered, rcode 0" in caplog.text)
+    assert "NOTIFY for framing.test. serial 2024060102 to 127.0.0.1:" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_send_notify_gives_up_after_its_attempts() -> None:
+    async with await anyio.create_udp_socket(local_host="127.0.0.1") as silent:
+        port = silent.extra(anyio.abc.SocketAttribute.local_port)
+        with anyio.fail_after(TIMEOUT):
+            answered = await send_notify(ZONE, "127.0.0.1", port, attempts=3, first_wait=0.05)
+            assert not answered
+            received = 0
+            with anyio.move_on_after(0.2):
+                while True:
+                    await silent.receive()
+                    received += 1
+    assert received == 3
+
+
+@pytest.mark.anyio
+async def test_several_hosts_share_one_port(anyio_backend: str) -> None:
+    """Issue 13: one process on 127.0.0.1 and ::1 together, UDP and TCP on each."""
+    async with running(host=["127.0.0.1", "::1"]) as info:
+        assert info.hosts == ("127.0.0.1", "::1")
+        with anyio.fail_after(TIMEOUT):
+            for host in info.hosts:
+                query = dns.message.make_query("www.framing.test.", "A")
+                backend = dns.asyncbackend.get_backend(anyio_backend)
+                for answer in (
+                    await dns.asyncquery.udp(query, host, port=info.port, backend=backend),
+                    await dns.asyncquery.tcp(query, host, port=info.port, backend=backend),
+                ):
+                    assert answer.rcode() == dns.rcode.NOERROR
+                    assert len(answer.answer[0]) == 2
+
+
+# --- EDNS: cookies, keepalive, NSID -------------------------------------------
+
+
+def _cookie(response: dns.message.Message) -> dns.edns.CookieOption:
+    (option,) = [o for o in response.options if o.otype == dns.edns.OptionType.COOKIE]
+    assert isinstance(option, dns.edns.CookieOption)
+    return option
+
+
+@pytest.mark.anyio
+async def test_dnspython_cookies_round_trip_and_a_bad_one_gets_badcookie(
+    anyio_backend: str,
+) -> None:
+    """RFC 7873: a client cookie gets a server cookie; sent back, it is good; forged, BADCOOKIE."""
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    client = bytes.fromhex("0102030405060708")
+
+    def query(server: bytes = b"") -> dns.message.Message:
+        option = dns.edns.CookieOption(client, server)
+        return dns.message.make_query("www.framing.test.", "A", use_edns=0, options=[option])
+
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            udp = partial(dns.asyncquery.udp, where=info.host, port=info.port, backend=backend)
+            first = await udp(query())
+            assert first.rcode() == dns.rcode.NOERROR
+            cookie = _cookie(first)
+            assert (cookie.client, len(cookie.server)) == (client, 16)
+            again = await udp(query(cookie.server))
+            assert (again.rcode(), len(again.answer)) == (dns.rcode.NOERROR, 1)
+            forged = await udp(query(bytes(16)))
+            assert forged.rcode() == dns.rcode.BADCOOKIE
+            assert forged.answer == []
+            assert _cookie(forged).server != bytes(16)
+            retried = await udp(query(_cookie(forged).server))
+            assert retried.rcode() == dns.rcode.NOERROR
+
+
+def _keepalive(response: dns.message.Message) -> int | None:
+    found = [o for o in response.options if o.otype == dns.edns.OptionType.KEEPALIVE]
+    if not found:
+        return None
+    return int.from_bytes(found[0].to_wire(), "big")
+
+
+@pytest.mark.anyio
+async def test_keepalive_states_the_idle_timeout_and_0_when_shedding(anyio_backend: str) -> None:
+    """RFC 7828: TCP answers state the idle timeout in units of 100 ms; 0 at the limit."""
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    keepalive = dns.edns.GenericOption(dns.edns.OptionType.KEEPALIVE, b"")
+    query = dns.message.make_query("www.framing.test.", "A", use_edns=0, options=[keepalive])
+    async with running(idle_timeout=2.5, max_connections=2) as info:
+        with anyio.fail_after(TIMEOUT):
+            tcp = partial(dns.asyncquery.tcp, where=info.host, port=info.port, backend=backend)
+            assert _keepalive(await tcp(query)) == 25
+            udp = await dns.asyncquery.udp(query, info.host, port=info.port, backend=backend)
+            assert _keepalive(udp) is None
+            async with open_dns_client(info.host, info.port) as other:
+                assert (await other.query("www.framing.test.", 1)).rcode == Rcode.NOERROR
+                # With this query's connection, two are open: the table is full.
+                assert _keepalive(await tcp(query)) == 0
+            await until(lambda: info.tcp.stats.connections_open == 0)
+            assert _keepalive(await tcp(query)) == 25
+
+
+@pytest.mark.anyio
+async def test_nsid_is_given_when_configured(anyio_backend: str) -> None:
+    backend = dns.asyncbackend.get_backend(anyio_backend)
+    query = dns.message.make_query(
+        "www.framing.test.", "A", use_edns=0, options=[dns.edns.NSIDOption(b"")]
+    )
+    async with running(nsid=b"ns1.framing.test") as info:
+        with anyio.fail_after(TIMEOUT):
+            answer = await dns.asyncquery.udp(query, info.host, port=info.port, backend=backend)
+    (nsid,) = [o for o in answer.options if o.otype == dns.edns.OptionType.NSID]
+    assert nsid.to_wire() == b"ns1.framing.test"
+
+
+@pytest.mark.anyio
+async def test_transfers_pipelined_beyond_the_queue_are_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A peer pipelining AXFR queries gets 4 queued; the rest REFUSED and logged."""
+    caplog.set_level("INFO", logger="protocols.dns")
+    async with running(allow_transfer=["127.0.0.1"]) as info:
+        with anyio.fail_after(TIMEOUT):
+            query = build_message(make_query("framing.test.", RecordType.AXFR, query_id=0xABCD))
+            async with await anyio.connect_tcp(info.host, info.port) as stream:
+                await stream.send(_frame(query) * 6)  # one write: read, and answered, together
+                refused = soas = 0
+                data = b""
+                while soas < 8 or refused < 2:
+                    data += await stream.receive()
+                    while len(data) >= 2 and len(data) >= 2 + int.from_bytes(data[:2], "big"):
+                        size = int.from_bytes(data[:2], "big")
+                        message = parse_message(data[2 : 2 + size])
+                        data = data[2 + size :]
+                        refused += message.rcode == Rcode.REFUSED
+                        soas += sum(r.rtype == RecordType.SOA for r in message.answers)
+    assert (refused, soas) == (2, 8)
+    assert caplog.text.count("too many transfers queued") == 2
