@@ -1,0 +1,105 @@
+"""Sphinx configuration: the user guide (Markdown, MyST) and the API reference (autodoc).
+
+Build with ``make docs`` (warnings are errors); ``tests/test_docs.py`` runs the same
+build, and every ``python`` block of the guide, so the docs cannot rot.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from docutils import nodes
+from sphinx import addnodes
+from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
+
+HERE = Path(__file__).resolve().parent
+# The project's own packages, importable without installing, and the local extension.
+sys.path[:0] = [str(HERE.parent), str(HERE / "_ext")]
+
+import framing  # noqa: E402 (after the path is set)
+
+project = "framing"
+author = "the framing authors"
+copyright = "2026, the framing authors"
+release = version = framing.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "myst_parser",
+    "framing_cli",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build"]
+
+# The docstrings are Google style (ruff enforces it): napoleon reads them.
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_attr_annotations = True
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+# Keep the aliases' names in signatures instead of expanding their unions.
+autodoc_type_aliases = {"BytesLike": "framing.base.BytesLike"}
+
+# ``##`` headings get anchors, so pages can link to a section: [text](page.md#anchor).
+myst_heading_anchors = 3
+myst_enable_extensions = ["deflist"]
+
+html_theme = "alabaster"
+html_title = f"framing {release}"
+
+
+# A module's ``__all__`` may re-export names defined elsewhere in the package
+# (``framing.stream`` re-exports the timeouts of ``framing.errors``): document each
+# name once, in the module that defines it. Autodoc reads a module's docstring
+# before its members, so the module being documented is the last one seen there.
+_documenting: list[str] = [""]
+
+
+def _note_module(app: object, what: str, name: str, *args: object) -> None:
+    if what == "module":
+        _documenting[0] = name
+
+
+def _skip_reexport(app: object, what: str, name: str, obj: object, *_: object) -> bool | None:
+    home = getattr(obj, "__module__", None)
+    if (
+        what == "module"
+        and isinstance(home, str)
+        and home.startswith("framing")
+        and home != _documenting[0]
+    ):
+        return True
+    return None
+
+
+def _resolve_reexport(
+    app: Sphinx, env: BuildEnvironment, node: addnodes.pending_xref, contnode: nodes.TextElement
+) -> nodes.reference | None:
+    """Resolve ``framing.Name`` (as the docstrings write it) to where ``Name`` is documented."""
+    target = node.get("reftarget", "")
+    if node.get("refdomain") != "py" or not target.startswith("framing."):
+        return None
+    obj = getattr(framing, target.removeprefix("framing."), None)
+    home = getattr(obj, "__module__", None)
+    if not isinstance(home, str) or home == "framing":
+        return None
+    qualified = f"{home}.{target.removeprefix('framing.')}"
+    domain = env.get_domain("py")
+    return domain.resolve_xref(
+        env, node["refdoc"], app.builder, node["reftype"], qualified, node, contnode
+    )
+
+
+def setup(app: Sphinx) -> None:
+    """Connect the re-export filter and resolver."""
+    app.connect("autodoc-process-docstring", _note_module)
+    app.connect("autodoc-skip-member", _skip_reexport)
+    app.connect("missing-reference", _resolve_reexport)
