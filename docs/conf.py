@@ -80,6 +80,21 @@ def _skip_reexport(app: object, what: str, name: str, obj: object, *_: object) -
     return None
 
 
+def _keep_attribute_prose(app: object, what: str, *args: object) -> None:
+    r"""Keep napoleon from reading a data or attribute docstring's first words as its type.
+
+    Google style lets an attribute's docstring begin ``type: description``; this
+    project never writes that (types come from the annotations), but napoleon would
+    turn "The proxy's own address: what..." into a type "The proxy's own address".
+    An escaped blank first line (``\ ``, nothing once rendered) leaves it no
+    colon to split on. Runs before napoleon (priority 400 < 500).
+    """
+    lines = args[-1]  # after name, obj and options
+    assert isinstance(lines, list)
+    if what in {"attribute", "data", "property"} and lines and ":" in lines[0]:
+        lines.insert(0, "\\ ")
+
+
 def _resolve_reexport(
     app: Sphinx, env: BuildEnvironment, node: addnodes.pending_xref, contnode: nodes.TextElement
 ) -> nodes.reference | None:
@@ -101,5 +116,6 @@ def _resolve_reexport(
 def setup(app: Sphinx) -> None:
     """Connect the re-export filter and resolver."""
     app.connect("autodoc-process-docstring", _note_module)
+    app.connect("autodoc-process-docstring", _keep_attribute_prose, priority=400)
     app.connect("autodoc-skip-member", _skip_reexport)
     app.connect("missing-reference", _resolve_reexport)
