@@ -56,7 +56,7 @@ html_theme = "alabaster"
 html_title = f"framing {release}"
 
 
-# A module's ``__all__`` may re-export names defined elsewhere in the package
+# A module's ``__all__`` may re-export names defined elsewhere in the project
 # (``framing.stream`` re-exports the timeouts of ``framing.errors``): document each
 # name once, in the module that defines it. Autodoc reads a module's docstring
 # before its members, so the module being documented is the last one seen there.
@@ -73,7 +73,7 @@ def _skip_reexport(app: object, what: str, name: str, obj: object, *_: object) -
     if (
         what == "module"
         and isinstance(home, str)
-        and home.startswith("framing")
+        and home.startswith(("framing", "protocols"))
         and home != _documenting[0]
     ):
         return True
