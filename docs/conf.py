@@ -95,22 +95,49 @@ def _keep_attribute_prose(app: object, what: str, *args: object) -> None:
         lines.insert(0, "\\ ")
 
 
+def _home_of(target: str) -> str | None:
+    """Where ``target`` (``module.Name[.attr]``) is documented, if it is a re-export."""
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = sys.modules.get(".".join(parts[:cut]))
+        if module is not None:
+            break
+    else:
+        return None
+    if not module.__name__.startswith(("framing", "protocols")):
+        return None
+    home = getattr(getattr(module, parts[cut], None), "__module__", None)
+    if not isinstance(home, str) or home == module.__name__:
+        return None
+    return ".".join([home, *parts[cut:]])
+
+
 def _resolve_reexport(
     app: Sphinx, env: BuildEnvironment, node: addnodes.pending_xref, contnode: nodes.TextElement
 ) -> nodes.reference | None:
-    """Resolve ``framing.Name`` (as the docstrings write it) to where ``Name`` is documented."""
+    """Resolve a re-exported name to where it is defined and documented.
+
+    ``framing.FramingError``, as the docstrings write it, is documented as
+    ``framing.errors.FramingError``; a bare ``FramedStream`` in a module that imports
+    it is that module's import.
+    """
+    if node.get("refdomain") != "py":
+        return None
     target = node.get("reftarget", "")
-    if node.get("refdomain") != "py" or not target.startswith("framing."):
-        return None
-    obj = getattr(framing, target.removeprefix("framing."), None)
-    home = getattr(obj, "__module__", None)
-    if not isinstance(home, str) or home == "framing":
-        return None
-    qualified = f"{home}.{target.removeprefix('framing.')}"
+    candidates = [target]
+    current = node.get("py:module")
+    if current:
+        candidates.append(f"{current}.{target}")
     domain = env.get_domain("py")
-    return domain.resolve_xref(
-        env, node["refdoc"], app.builder, node["reftype"], qualified, node, contnode
-    )
+    for candidate in candidates:
+        home = _home_of(candidate)
+        if home is not None:
+            found = domain.resolve_xref(
+                env, node["refdoc"], app.builder, node["reftype"], home, node, contnode
+            )
+            if found is not None:
+                return found
+    return None
 
 
 def setup(app: Sphinx) -> None:
