@@ -30,16 +30,19 @@ def help_text(command: str) -> str:
     """Return what ``framing <command> --help`` prints (``""``: the top-level help)."""
     argv = [command, "--help"] if command else ["--help"]
     out = io.StringIO()
-    saved = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = COLUMNS
+    # A fixed width, and no colour (Python 3.14's argparse may add it).
+    settings = {"COLUMNS": COLUMNS, "NO_COLOR": "1"}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
             main(argv)
     finally:
-        if saved is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = saved
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
     text = out.getvalue()
     if not text:
         raise ValueError(f"framing {command} --help printed nothing")
