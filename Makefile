@@ -1,13 +1,15 @@
 # make test: create .venv on first use, install the project with its test
 # extras, then lint, type-check and run the whole suite.
 # make serve: the same install, then the DNS demo server on its embedded zone.
+# make docs: the user guide and API reference in docs/_build/html (warnings are errors;
+# make test builds them too, in tests/test_docs.py).
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test serve lint typecheck pytest bench fuzz mutation clean
+.PHONY: test serve lint typecheck pytest docs bench fuzz mutation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +21,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check framing protocols examples tests benchmarks fuzz
-	$(BIN)/ruff format --check framing protocols examples tests benchmarks fuzz
+	$(BIN)/ruff check framing protocols examples tests benchmarks fuzz docs
+	$(BIN)/ruff format --check framing protocols examples tests benchmarks fuzz docs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict framing protocols examples fuzz
@@ -29,6 +31,9 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 serve: $(STAMP)
 	$(BIN)/framing dns
@@ -49,4 +54,4 @@ bench:
 	PYTHON=$(PYTHON) bash benchmarks/run.sh
 
 clean:
-	rm -rf $(VENV) .venv-bench benchmarks/.build .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
+	rm -rf $(VENV) .venv-bench docs/_build benchmarks/.build .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

@@ -4,10 +4,10 @@ A framer is a small synchronous object that does no I/O. It is fed chunks of a
 byte stream, cut however the network cut them, and hands back whole messages::
 
     framer = LengthPrefixed(2)
-    framer.feed(b"\\x00\\x05he")        # -> []            (3 bytes buffered)
-    framer.feed(b"llo\\x00\\x01!")      # -> [b"hello", b"!"]
+    framer.feed(b"\x00\x05he")          # -> []            (4 bytes buffered)
+    framer.feed(b"llo\x00\x01!")        # -> [b"hello", b"!"]
     framer.feed_eof()                 # -> []            (nothing held)
-    framer.encode(b"hi")              # -> b"\\x00\\x02hi"
+    framer.encode(b"hi")              # -> b"\x00\x02hi"
 
 Switching framing mid-stream (a header in lines, then a length-prefixed body)
 uses ``limit`` and ``detach``: ``feed(data, limit=1)`` returns at most one message
