@@ -26,15 +26,20 @@ Typical use, in a subcommand::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import ipaddress
+import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 from anyio import CancelScope
+
+from framing.workers import run_workers, worker_count
 
 __all__ = [
     "LOOPS",
@@ -42,10 +47,14 @@ __all__ = [
     "CommandError",
     "add_loop_argument",
     "add_proxy_protocol_argument",
+    "add_workers_argument",
     "error",
     "os_error_reason",
     "port_number",
+    "report_errors",
+    "reserved_port",
     "run",
+    "supervise",
 ]
 
 #: The program name used in error messages.
@@ -126,6 +135,27 @@ def add_proxy_protocol_argument(parser: argparse.ArgumentParser) -> None:
         help="a proxy trusted to send a PROXY header (v1 or v2; HAProxy's send-proxy): "
         "its connections must begin with one, and are served, limited and logged as the "
         "client it names; repeatable. From other peers such a header is plain data",
+    )
+
+
+def workers(text: str) -> int:
+    """An argparse ``type`` for ``--workers``: a whole number of at least 1, or ``auto``."""
+    try:
+        return worker_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_workers_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--workers N|auto`` (default 1) to ``parser``."""
+    parser.add_argument(
+        "--workers",
+        type=workers,
+        default=1,
+        metavar="N|auto",
+        help="serve from N processes on one port (SO_REUSEPORT) under a supervisor that "
+        "restarts a worker that dies and passes SIGHUP on; auto: one per usable CPU "
+        "(default: 1, this process alone)",
     )
 
 
@@ -210,3 +240,98 @@ async def _cancel_on_signal(signals: AsyncIterator[int], scope: CancelScope) -> 
         print(f"{PROG}: stopping on {signal.Signals(signum).name}", file=sys.stderr, flush=True)
         scope.cancel()
         return
+
+
+# -- workers ------------------------------------------------------------------------
+
+
+async def report_errors(main: Callable[[], Awaitable[object]]) -> int:
+    """Run ``main`` in a worker: a :class:`CommandError` is one line on stderr and a status.
+
+    What :func:`run` does for a single process, for the ``main`` of each
+    worker of :func:`supervise`.
+    """
+    try:
+        status = await main()
+    except CommandError as exc:
+        failure = exc
+    except BaseExceptionGroup as group:
+        found, _ = group.split(CommandError)
+        if found is None:
+            raise
+        failure = _first(found)
+    else:
+        return status if isinstance(status, int) and not isinstance(status, bool) else 0
+    error(str(failure))
+    return failure.status
+
+
+def supervise(main: Callable[[], Awaitable[object]], *, workers: int, loop: str) -> int:
+    """Run ``main`` in ``workers`` processes with :func:`framing.workers.run_workers`.
+
+    ``main`` must pickle (a :func:`functools.partial` of a module-level async
+    function) and serve with ``reuse_port=True``. The supervisor's log lines
+    go to stderr, as ``framing: worker 1 (pid 4242) killed by SIGKILL ...``.
+
+    Returns:
+        The exit status: 0 after a stop on SIGTERM or SIGINT, else see
+        :func:`~framing.workers.run_workers`.
+    """
+    try:
+        backend, options = _backend(loop)
+    except CommandError as exc:
+        error(str(exc))
+        return exc.status
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
+    log = logging.getLogger("framing.workers")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # not also through a handler the command set on "framing"
+    try:
+        return run_workers(
+            report_errors, main, workers=workers, backend=backend, backend_options=options
+        )
+    finally:
+        log.removeHandler(handler)
+
+
+@contextlib.contextmanager
+def reserved_port(host: str, port: int, *, udp: bool = False) -> Iterator[int]:
+    """The port the workers are to share: ``port``, or for 0 a free one, held meanwhile.
+
+    With ``--port 0`` every worker binding port 0 would get a port of its own,
+    so the supervisor picks one first: a TCP socket bound with ``SO_REUSEPORT``
+    (and, with ``udp``, the same port checked free for UDP) keeps other
+    programs off it while the workers, which set ``SO_REUSEPORT`` too, bind it.
+    A bound TCP socket that does not listen receives no connection.
+
+    Raises:
+        CommandError: no port could be found, or ``host`` cannot be resolved.
+    """
+    if port:
+        yield port
+        return
+    try:
+        family, _, _, _, address = socket.getaddrinfo(
+            host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}: {os_error_reason(exc)}") from exc
+    for _ in range(20):
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            tcp.bind(address)
+            chosen = int(tcp.getsockname()[1])
+            if udp:  # closed at once: a bound UDP socket would receive datagrams
+                with socket.socket(family, socket.SOCK_DGRAM) as check:
+                    check.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                    check.bind((address[0], chosen, *address[2:]))
+        except OSError:
+            tcp.close()
+            continue
+        with tcp:
+            yield chosen
+        return
+    raise CommandError(f"no port on {host} was free for the workers")

@@ -15,6 +15,7 @@ protocols.dns.cli`` runs it alone.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import anyio
 
+from framing.workers import worker_index
 from protocols.dns.errors import ZoneError
 from protocols.dns.message import RecordType
 from protocols.dns.server import (
@@ -36,9 +38,12 @@ from protocols.runner import (
     CommandError,
     add_loop_argument,
     add_proxy_protocol_argument,
+    add_workers_argument,
     port_number,
+    reserved_port,
     run,
     seconds,
+    supervise,
 )
 from protocols.spec import positive_int
 
@@ -83,6 +88,7 @@ async def serve_dns(
     max_connections: int,
     max_connections_per_peer: int | None = None,
     proxy_protocol: Sequence[str] = (),
+    reuse_port: bool = False,
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
 
@@ -102,15 +108,23 @@ async def serve_dns(
                     max_connections=max_connections,
                     max_connections_per_peer=max_connections_per_peer,
                     proxy_protocol=proxy_protocol,
+                    reuse_port=reuse_port,
                 )
             )
         except OSError as exc:
             raise CommandError(f"cannot listen on {host} port {port}: {exc}") from exc
         print(
+            f"{_worker_prefix()}"
             f"framing dns: serving {zone.origin} on {info.host} port {info.port} (UDP and TCP)\n"
             f"try: dig @{info.host} -p {info.port} +tcp {_example_name(zone)}",
             flush=True,
         )
+
+
+def _worker_prefix() -> str:
+    """``worker 1 (pid 4242): `` in a worker of ``--workers``, else nothing."""
+    index = worker_index()
+    return "" if index is None else f"worker {index} (pid {os.getpid()}): "
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -120,20 +134,27 @@ def _main(args: argparse.Namespace) -> int:
     except CommandError as exc:
         print(f"framing: error: {exc}", file=sys.stderr)
         return exc.status
-    return run(
-        partial(
-            serve_dns,
-            zone=zone,
-            host=args.host,
-            port=args.port,
-            idle_timeout=args.idle_timeout,
-            message_timeout=args.message_timeout,
-            max_connections=args.max_connections,
-            max_connections_per_peer=args.max_connections_per_peer,
-            proxy_protocol=args.proxy_protocol,
-        ),
-        loop=args.loop,
+    main = partial(
+        serve_dns,
+        zone=zone,
+        host=args.host,
+        port=args.port,
+        idle_timeout=args.idle_timeout,
+        message_timeout=args.message_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_peer=args.max_connections_per_peer,
+        proxy_protocol=args.proxy_protocol,
     )
+    if args.workers > 1:
+        # Each worker binds UDP and TCP with SO_REUSEPORT; port 0 is chosen here, once.
+        try:
+            with reserved_port(args.host, args.port, udp=True) as port:
+                main = partial(main, port=port, reuse_port=True)
+                return supervise(main, workers=args.workers, loop=args.loop)
+        except CommandError as exc:
+            print(f"framing: error: {exc}", file=sys.stderr)
+            return exc.status
+    return run(main, loop=args.loop)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -181,6 +202,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="serve at most N TCP connections at once from one IP address (default: no limit)",
     )
     add_proxy_protocol_argument(parser)
+    add_workers_argument(parser)
     add_loop_argument(parser)
     parser.set_defaults(func=_main)
 

@@ -108,13 +108,17 @@ class DNSServerInfo:
     tcp: ServerInfo
 
 
-async def _bind(host: str, port: int) -> tuple[MultiListener[SocketStream], socket.socket]:
+async def _bind(
+    host: str, port: int, *, reuse_port: bool = False
+) -> tuple[MultiListener[SocketStream], socket.socket]:
     """Bind TCP, then UDP on the same port; with port 0, retry until both are free."""
     for _ in range(_BIND_ATTEMPTS):
-        listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+        listener = await anyio.create_tcp_listener(
+            local_host=host, local_port=port, reuse_port=reuse_port
+        )
         bound = listener.extra(SocketAttribute.local_port)
         try:
-            udp = await _udp_socket(host, bound)
+            udp = await _udp_socket(host, bound, reuse_port=reuse_port)
         except OSError:
             await listener.aclose()
             if port:
@@ -124,13 +128,15 @@ async def _bind(host: str, port: int) -> tuple[MultiListener[SocketStream], sock
     raise OSError(f"no port on {host} was free for both TCP and UDP")
 
 
-async def _udp_socket(host: str, port: int) -> socket.socket:
+async def _udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A non-blocking UDP socket bound to ``host`` (a name or an address) and ``port``."""
     family, _, _, _, address = (
         await anyio.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
     )[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if reuse_port:  # the kernel spreads datagrams over the sockets sharing the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setblocking(False)
         sock.bind(address)
     except BaseException:
@@ -215,6 +221,7 @@ async def run_dns_server(
     proxy_protocol: Sequence[str] = (),
     max_query_size: int = DEFAULT_MAX_QUERY_SIZE,
     cache_size: int = DEFAULT_CACHE_SIZE,
+    reuse_port: bool = False,
     task_status: TaskStatus[DNSServerInfo] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``zone`` over UDP and TCP on one port until cancelled.
@@ -243,6 +250,8 @@ async def run_dns_server(
         max_query_size: the largest TCP query accepted; a larger frame closes
             its connection.
         cache_size: ready answers kept per transport.
+        reuse_port: bind both transports with ``SO_REUSEPORT``, to share the
+            port with other processes (the workers of ``--workers``).
         task_status: for ``task_group.start``: receives the :class:`DNSServerInfo`.
 
     Raises:
@@ -251,7 +260,7 @@ async def run_dns_server(
     zone = zone if zone is not None else example_zone()
     authority = Authority(zone, cache_size=cache_size)
     framer = LengthPrefixed(2, max_size=max_query_size)
-    listener, udp = await _bind(host, port)
+    listener, udp = await _bind(host, port, reuse_port=reuse_port)
     bound = listener.extra(SocketAttribute.local_port)
     with udp:  # closed once the task group, and so _serve_udp, has ended
         async with anyio.create_task_group() as tg:
