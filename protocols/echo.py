@@ -52,15 +52,18 @@ import anyio
 from anyio.abc import SocketAttribute
 
 from framing.errors import FramingError
+from framing.metrics import export_server_stats
 from framing.server import serve
 from framing.stream import FramedStream
 from framing.workers import worker_index
 from protocols.runner import (
     CommandError,
     add_loop_argument,
+    add_metrics_argument,
     add_proxy_protocol_argument,
     add_workers_argument,
     error,
+    metrics_endpoint,
     os_error_reason,
     port_number,
     reserved_port,
@@ -200,6 +203,7 @@ async def serve_echo(
     max_connections_per_peer: int | None = None,
     proxy_protocol: Sequence[str] = (),
     reuse_port: bool = False,
+    metrics: tuple[str, int] | None = None,
     close_on: bytes | None = None,
     quiet: bool = False,
     log: Log = _print,
@@ -222,6 +226,9 @@ async def serve_echo(
             logged and limited as the client the header names.
         reuse_port: bind with ``SO_REUSEPORT``, to share the port with other
             processes (the workers of ``--workers``).
+        metrics: ``(host, port)``: export the server's counters
+            (:mod:`framing.metrics`, label ``server="echo"``) and serve them
+            there (in a worker, the supervisor serves them).
         close_on: see :func:`echo`.
         quiet: log only the ``listening on`` line, not each connection's events.
         log: called with one line of text for each event; the first is
@@ -253,7 +260,7 @@ async def serve_echo(
         options["reuse_port"] = True
     handler = partial(echo, close_on=close_on, log=_quiet if quiet else log)
     failure: OSError | None = None
-    async with anyio.create_task_group() as tg:
+    async with metrics_endpoint(metrics, log), anyio.create_task_group() as tg:
         try:
             server = await tg.start(partial(serve, handler, framer, **options))
         except OSError as exc:
@@ -263,6 +270,8 @@ async def serve_echo(
             addresses = ", ".join(_address(a) for a in server.addresses)
             log(f"listening on {addresses} ({framer!r})")
             tg.start_soon(_log_sighup, log)
+            if metrics is not None:
+                tg.start_soon(partial(export_server_stats, server, server="echo"))
     if failure is not None:
         reason = os_error_reason(failure)
         raise CommandError(f"cannot listen on {_address((host, port))}: {reason}")
@@ -312,12 +321,13 @@ def _main(args: argparse.Namespace) -> int:
         "proxy_protocol": args.proxy_protocol,
         "close_on": args.close_on,
         "quiet": args.quiet,
+        "metrics": args.metrics,
     }
     if args.workers > 1:
         try:
             with reserved_port(args.host, args.port) as port:
                 main = partial(_serve_as_worker, **{**options, "port": port})
-                return supervise(main, workers=args.workers, loop=args.loop)
+                return supervise(main, workers=args.workers, loop=args.loop, metrics=args.metrics)
         except CommandError as exc:
             error(str(exc))
             return exc.status
@@ -375,5 +385,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log only the listening address")
     add_workers_argument(parser)
+    add_metrics_argument(parser)
     add_loop_argument(parser)
     parser.set_defaults(func=_main)

@@ -31,24 +31,31 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 
 import anyio
+import anyio.to_thread
 from anyio import CancelScope
 
-from framing.workers import run_workers, worker_count
+from framing.metrics import MetricsServer, MetricsUnavailable, mark_process_dead, serve_metrics
+from framing.workers import run_workers, worker_count, worker_index
 
 __all__ = [
     "LOOPS",
     "PROG",
     "CommandError",
     "add_loop_argument",
+    "add_metrics_argument",
     "add_proxy_protocol_argument",
     "add_workers_argument",
     "error",
+    "metrics_endpoint",
     "os_error_reason",
     "port_number",
     "report_errors",
@@ -159,6 +166,27 @@ def add_workers_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def metrics_address(text: str) -> tuple[str, int]:
+    """An argparse ``type`` for ``--metrics HOST:PORT`` (``[::1]:9100`` for IPv6)."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"not HOST:PORT (such as 127.0.0.1:9100): {text!r}")
+    return host, int(port)
+
+
+def add_metrics_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--metrics HOST:PORT`` (default: off) to ``parser``."""
+    parser.add_argument(
+        "--metrics",
+        type=metrics_address,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0 picks one and "
+        "prints it); with --workers, the sum of all workers. Needs prometheus_client "
+        "(pip install 'framing[metrics]'). Default: off",
+    )
+
+
 def add_loop_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--loop asyncio|uvloop|trio`` (default ``asyncio``) to ``parser``."""
     parser.add_argument(
@@ -266,12 +294,22 @@ async def report_errors(main: Callable[[], Awaitable[object]]) -> int:
     return failure.status
 
 
-def supervise(main: Callable[[], Awaitable[object]], *, workers: int, loop: str) -> int:
+def supervise(
+    main: Callable[[], Awaitable[object]],
+    *,
+    workers: int,
+    loop: str,
+    metrics: tuple[str, int] | None = None,
+) -> int:
     """Run ``main`` in ``workers`` processes with :func:`framing.workers.run_workers`.
 
     ``main`` must pickle (a :func:`functools.partial` of a module-level async
     function) and serve with ``reuse_port=True``. The supervisor's log lines
     go to stderr, as ``framing: worker 1 (pid 4242) killed by SIGKILL ...``.
+
+    With ``metrics``, the supervisor serves the workers' metrics, summed,
+    from a ``PROMETHEUS_MULTIPROC_DIR`` of its own, removed when it returns
+    (see :mod:`framing.metrics`); ``main`` exports its counters.
 
     Returns:
         The exit status: 0 after a stop on SIGTERM or SIGINT, else see
@@ -288,12 +326,78 @@ def supervise(main: Callable[[], Awaitable[object]], *, workers: int, loop: str)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False  # not also through a handler the command set on "framing"
+    directory: str | None = None
+    endpoint = None
     try:
+        env: dict[str, str] = {}
+        on_exit: Callable[[int], None] | None = None
+        if metrics is not None:
+            directory = tempfile.mkdtemp(prefix="framing-metrics-")
+            env["PROMETHEUS_MULTIPROC_DIR"] = directory
+            on_exit = partial(_forget_worker, directory)
+            endpoint = _start_metrics(metrics, multiprocess_dir=directory)
+            log.info("metrics of all workers on %s", endpoint.url)
         return run_workers(
-            report_errors, main, workers=workers, backend=backend, backend_options=options
+            report_errors,
+            main,
+            workers=workers,
+            backend=backend,
+            backend_options=options,
+            env=env,
+            on_exit=on_exit,
         )
+    except CommandError as exc:
+        error(str(exc))
+        return exc.status
     finally:
+        if endpoint is not None:
+            endpoint.close()
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
         log.removeHandler(handler)
+
+
+def _forget_worker(directory: str, pid: int) -> None:
+    mark_process_dead(pid, directory)
+
+
+def _start_metrics(
+    address: tuple[str, int], *, multiprocess_dir: str | None = None
+) -> MetricsServer:
+    """Start the metrics endpoint, or say in one line why it cannot be."""
+    host, port = address
+    try:
+        return serve_metrics(host, port, multiprocess_dir=multiprocess_dir)
+    except MetricsUnavailable as exc:
+        raise CommandError(f"--metrics: {exc}") from None
+    except OSError as exc:
+        raise CommandError(
+            f"cannot serve metrics on {host}:{port}: {os_error_reason(exc)}"
+        ) from None
+
+
+@contextlib.asynccontextmanager
+async def metrics_endpoint(
+    address: tuple[str, int] | None, log: Callable[[str], None]
+) -> AsyncIterator[None]:
+    """Serve ``/metrics`` for the body's duration (``log`` says where), for ``--metrics``.
+
+    Nothing when ``address`` is ``None``, or in a worker of :func:`supervise`,
+    whose supervisor serves the whole group's.
+
+    Raises:
+        CommandError: prometheus_client is missing, or the address is taken.
+    """
+    if address is None or worker_index() is not None:
+        yield
+        return
+    endpoint = _start_metrics(address)
+    log(f"metrics on {endpoint.url}")
+    try:
+        yield
+    finally:
+        with CancelScope(shield=True):
+            await anyio.to_thread.run_sync(endpoint.close)
 
 
 @contextlib.contextmanager

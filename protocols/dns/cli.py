@@ -23,6 +23,7 @@ from pathlib import Path
 
 import anyio
 
+from framing.metrics import ServerStatsExporter, refresh_metrics
 from framing.workers import worker_index
 from protocols.dns.errors import ZoneError
 from protocols.dns.message import RecordType
@@ -33,12 +34,15 @@ from protocols.dns.server import (
     DNSServerInfo,
     run_dns_server,
 )
+from protocols.dns.stats import DNSStats, dns_metrics
 from protocols.dns.zone import Zone, example_zone, parse_zone
 from protocols.runner import (
     CommandError,
     add_loop_argument,
+    add_metrics_argument,
     add_proxy_protocol_argument,
     add_workers_argument,
+    metrics_endpoint,
     port_number,
     reserved_port,
     run,
@@ -89,13 +93,20 @@ async def serve_dns(
     max_connections_per_peer: int | None = None,
     proxy_protocol: Sequence[str] = (),
     reuse_port: bool = False,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
+
+    With ``metrics`` (``--metrics``), the TCP server's counters (label
+    ``server="dns"``) and the queries by transport, type and rcode are
+    exported (:mod:`protocols.dns.stats`) and served there, unless this is a
+    worker, whose supervisor serves them.
 
     Raises:
         CommandError: the address could not be bound.
     """
-    async with anyio.create_task_group() as tg:
+    stats = DNSStats() if metrics is not None else None
+    async with metrics_endpoint(metrics, _print), anyio.create_task_group() as tg:
         try:
             info: DNSServerInfo = await tg.start(
                 partial(
@@ -109,6 +120,7 @@ async def serve_dns(
                     max_connections_per_peer=max_connections_per_peer,
                     proxy_protocol=proxy_protocol,
                     reuse_port=reuse_port,
+                    stats=stats,
                 )
             )
         except OSError as exc:
@@ -119,6 +131,14 @@ async def serve_dns(
             f"try: dig @{info.host} -p {info.port} +tcp {_example_name(zone)}",
             flush=True,
         )
+        if stats is not None:
+            tcp = info.tcp
+            exporter = ServerStatsExporter(lambda: tcp.stats, server="dns")
+            tg.start_soon(refresh_metrics, exporter, dns_metrics(stats))
+
+
+def _print(line: str) -> None:
+    print(f"{_worker_prefix()}framing dns: {line}", flush=True)
 
 
 def _worker_prefix() -> str:
@@ -144,13 +164,14 @@ def _main(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         max_connections_per_peer=args.max_connections_per_peer,
         proxy_protocol=args.proxy_protocol,
+        metrics=args.metrics,
     )
     if args.workers > 1:
         # Each worker binds UDP and TCP with SO_REUSEPORT; port 0 is chosen here, once.
         try:
             with reserved_port(args.host, args.port, udp=True) as port:
                 main = partial(main, port=port, reuse_port=True)
-                return supervise(main, workers=args.workers, loop=args.loop)
+                return supervise(main, workers=args.workers, loop=args.loop, metrics=args.metrics)
         except CommandError as exc:
             print(f"framing: error: {exc}", file=sys.stderr)
             return exc.status
@@ -203,6 +224,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_proxy_protocol_argument(parser)
     add_workers_argument(parser)
+    add_metrics_argument(parser)
     add_loop_argument(parser)
     parser.set_defaults(func=_main)
 

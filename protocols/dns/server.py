@@ -57,6 +57,7 @@ from framing.pipeline import serve_pipelined
 from framing.server import ServerInfo, serve
 from framing.stream import FramedStream, IdleTimeout
 from protocols.dns.answer import DEFAULT_CACHE_SIZE, Authority
+from protocols.dns.stats import CountingAuthority, DNSStats
 from protocols.dns.zone import Zone, example_zone
 
 __all__ = [
@@ -222,6 +223,7 @@ async def run_dns_server(
     max_query_size: int = DEFAULT_MAX_QUERY_SIZE,
     cache_size: int = DEFAULT_CACHE_SIZE,
     reuse_port: bool = False,
+    stats: DNSStats | None = None,
     task_status: TaskStatus[DNSServerInfo] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``zone`` over UDP and TCP on one port until cancelled.
@@ -252,13 +254,18 @@ async def run_dns_server(
         cache_size: ready answers kept per transport.
         reuse_port: bind both transports with ``SO_REUSEPORT``, to share the
             port with other processes (the workers of ``--workers``).
+        stats: count every answer there, by transport, type and rcode
+            (:mod:`protocols.dns.stats`, for ``--metrics``).
         task_status: for ``task_group.start``: receives the :class:`DNSServerInfo`.
 
     Raises:
         OSError: the port could not be bound.
     """
     zone = zone if zone is not None else example_zone()
-    authority = Authority(zone, cache_size=cache_size)
+    if stats is None:
+        authority = Authority(zone, cache_size=cache_size)
+    else:
+        authority = CountingAuthority(zone, cache_size=cache_size, stats=stats)
     framer = LengthPrefixed(2, max_size=max_query_size)
     listener, udp = await _bind(host, port, reuse_port=reuse_port)
     bound = listener.extra(SocketAttribute.local_port)
