@@ -53,3 +53,10 @@ def test_readme_server_and_client_examples_run() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_readme_haproxy_config_is_the_one_the_tests_run() -> None:
+    from tests.protocols.test_haproxy import CONFIG
+
+    blocks = re.findall(r"```haproxy\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks == [CONFIG]
