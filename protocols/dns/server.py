@@ -57,6 +57,7 @@ from framing.pipeline import serve_pipelined
 from framing.server import ServerInfo, serve
 from framing.stream import FramedStream, IdleTimeout
 from protocols.dns.answer import DEFAULT_CACHE_SIZE, Authority
+from protocols.dns.proxied_udp import serve_proxied_udp
 from protocols.dns.stats import CountingAuthority, DNSStats
 from protocols.dns.zone import Zone, example_zone
 
@@ -246,9 +247,9 @@ async def run_dns_server(
             ``max_connections`` applies.
         proxy_protocol: addresses or networks of proxies (dnsdist, HAProxy)
             trusted to send a PROXY header on TCP (see :func:`framing.serve`);
-            the per-peer limit then counts the clients they name. UDP
-            datagrams are served as they come: dnsdist's header on datagrams
-            is not read.
+            the per-peer limit then counts the clients they name. Their UDP
+            datagrams must each begin with one too, as dnsdist's
+            ``useProxyProtocol`` sends them (:mod:`protocols.dns.proxied_udp`).
         max_query_size: the largest TCP query accepted; a larger frame closes
             its connection.
         cache_size: ready answers kept per transport.
@@ -271,7 +272,11 @@ async def run_dns_server(
     bound = listener.extra(SocketAttribute.local_port)
     with udp:  # closed once the task group, and so _serve_udp, has ended
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_serve_udp, udp, authority)
+            if proxy_protocol:
+                proxies = [proxy_protocol] if isinstance(proxy_protocol, str) else proxy_protocol
+                tg.start_soon(serve_proxied_udp, udp, authority, proxies, _send_datagram)
+            else:
+                tg.start_soon(_serve_udp, udp, authority)
             tcp = await tg.start(
                 partial(
                     serve,
