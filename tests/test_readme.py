@@ -60,3 +60,10 @@ def test_readme_haproxy_config_is_the_one_the_tests_run() -> None:
 
     blocks = re.findall(r"```haproxy\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert blocks == [CONFIG]
+
+
+def test_readme_dnsdist_config_is_the_one_the_tests_run() -> None:
+    from tests.protocols.dns.test_dnsdist import CONFIG
+
+    blocks = re.findall(r"```lua\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks == [CONFIG.format(port=53, first=5301, second=5302)]
