@@ -279,9 +279,15 @@ async def serve_echo(
 
 async def _log_sighup(log: Log) -> None:
     """Log each SIGHUP (sent on by the supervisor of ``--workers``) and carry on."""
-    with anyio.open_signal_receiver(signal.SIGHUP) as signals:
-        async for _ in signals:
-            log("SIGHUP: the echo server has nothing to reload")
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGHUP)
+        with receiver as signals:
+            async for _ in signals:
+                log("SIGHUP: the echo server has nothing to reload")
+    except (RuntimeError, ValueError, NotImplementedError):
+        # Not the main thread (signals are the main thread's), or no signals here:
+        # SIGHUP keeps whatever disposition the program gave it.
+        return
 
 
 async def _serve_as_worker(*, quiet: bool, **options: Any) -> None:

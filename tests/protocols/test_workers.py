@@ -183,18 +183,26 @@ def test_echo_workers_stop_gracefully_exit_0_and_leave_no_process(
     with sock:
         sock.sendall(b"\x00\x05he")
         owner = connection_pids(server, [sock.getsockname()[1]]).pop()
+        local = sock.getsockname()[1]
         server.proc.send_signal(signum)
-        server.wait_for(rf"worker \d \(pid {owner}\): listening")  # (already there)
         deadline = time.monotonic() + TIMEOUT
-        while "sending SIGTERM to 2 workers" not in server.err:  # bounded
+        while True:  # bounded: until no worker accepts any more
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT).close()
+            except ConnectionRefusedError:
+                break
             assert time.monotonic() < deadline, server.err
             time.sleep(0.02)
+        assert not gone(owner)  # it waits for the message in flight
         sock.sendall(b"llo")  # the rest: finished and echoed, then the end
         data = b""
         while chunk := sock.recv(4096):
             data += chunk
         assert data == b"\x00\x05hello"
     assert server.wait() == 0, server.err
+    assert re.search(
+        rf"worker \d \(pid {owner}\): 127\.0\.0\.1:{local} data: b'hello'\n", server.out
+    )
     assert wait_until_gone(list(pids.values()), timeout=1.0) == []
     assert f"stopping on {signal.Signals(signum).name}" in server.err
 
