@@ -481,6 +481,11 @@ def _worker_main(lifeline: int) -> int:
         backend=payload.backend,
         backend_options=payload.backend_options,
     )
+    # Stopped: a second stop signal (Ctrl-C reaches every process of the
+    # terminal's group, and the supervisor sends SIGTERM too) must not turn a
+    # clean exit into a death by signal now that the loop's handlers are gone.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     return status
 
 
