@@ -481,11 +481,6 @@ def _worker_main(lifeline: int) -> int:
         backend=payload.backend,
         backend_options=payload.backend_options,
     )
-    # Stopped: a second stop signal (Ctrl-C reaches every process of the
-    # terminal's group, and the supervisor sends SIGTERM too) must not turn a
-    # clean exit into a death by signal now that the loop's handlers are gone.
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
     return status
 
 
@@ -503,6 +498,15 @@ def _watch_supervisor(lifeline: int) -> None:
 
 async def _until_signalled(main: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> int:
     """Run ``main`` until it returns or SIGTERM/SIGINT cancels it; return the exit status."""
+    # A second stop signal is common (Ctrl-C reaches every process of the
+    # terminal's group, and the supervisor sends SIGTERM as well) and must not
+    # turn a clean exit into a death by signal. Trio gives the receiver's
+    # signals their previous handlers back when it closes, then delivers again
+    # those still queued: make that previous handler "ignore". asyncio gives
+    # them their default action back: ignore them again once it has (below).
+    # Either way with no await in between, so no signal slips through.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
         status: object = None
         async with anyio.create_task_group() as tg:
@@ -515,4 +519,6 @@ async def _until_signalled(main: Callable[..., Awaitable[object]], args: tuple[A
             tg.start_soon(cancel_on_signal)
             status = await main(*args)
             tg.cancel_scope.cancel()
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     return status if isinstance(status, int) and not isinstance(status, bool) else 0

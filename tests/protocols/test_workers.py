@@ -28,7 +28,14 @@ import pytest
 
 from framing.workers import worker_count
 from tests.conftest import require_tool
-from tests.protocols.test_cli import ROOT, TIMEOUT, Launcher, Running, launcher  # noqa: F401
+from tests.protocols.test_cli import (  # noqa: F401
+    FRAMING,
+    ROOT,
+    TIMEOUT,
+    Launcher,
+    Running,
+    launcher,
+)
 
 LISTENING = r"worker (\d) \(pid (\d+)\): listening on \S+:(\d+) [^\n]*\n"
 
@@ -307,6 +314,70 @@ def test_run_workers_backs_off_a_worker_that_dies_at_start(tmp_path: Path, backe
     assert "restarting now" in log  # the first death, after a while: at once
     starts = record.read_text().split()
     assert wait_until_gone([int(pid) for pid in starts]) == []
+
+
+async def stuck_main(record: str) -> None:
+    """Write this pid, then refuse to stop: cancellation is shielded."""
+    async with await anyio.open_file(record, "a") as file:
+        await file.write(f"{os.getpid()}\n")
+    with anyio.CancelScope(shield=True):
+        await anyio.sleep(TIMEOUT * 4)
+
+
+STUCK = """\
+import logging, sys
+from framing.workers import run_workers
+from tests.protocols.test_workers import stuck_main
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+sys.exit(run_workers(stuck_main, sys.argv[1], workers=2, stop_timeout=1.0))
+"""
+
+
+def test_run_workers_kills_a_worker_that_does_not_stop_and_exits_1(tmp_path: Path) -> None:
+    record = tmp_path / "pids"
+    with (tmp_path / "err").open("wb") as err:
+        proc = subprocess.Popen([sys.executable, "-c", STUCK, str(record)], cwd=ROOT, stderr=err)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not record.exists() or len(record.read_text().split()) < 2:  # bounded
+            assert time.monotonic() < deadline
+            assert proc.poll() is None
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=TIMEOUT) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=TIMEOUT)
+    log = (tmp_path / "err").read_text()
+    pids = [int(pid) for pid in record.read_text().split()]
+    for index in (0, 1):
+        assert re.search(rf"worker {index} \(pid \d+\) killed: it did not stop\n", log), log
+    assert wait_until_gone(pids) == []
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "trio"])
+def test_ctrl_c_to_the_whole_group_exits_0_with_no_process_left(tmp_path: Path, loop: str) -> None:
+    """A terminal's Ctrl-C: SIGINT to every process of the group, then the supervisor's SIGTERM."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [*FRAMING, "echo", "--port", "0", "--workers", "2", "--loop", loop],
+            cwd=ROOT, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a group of its own, as a terminal's job has
+        )  # fmt: skip
+    server = Running(proc, out, err)
+    try:
+        pids = listening(server)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=TIMEOUT) == 0, server.err
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=TIMEOUT)
+    assert wait_until_gone(list(pids.values())) == []
+    assert "stopping on SIGINT" in server.err
+    assert "stopped with" not in server.err  # every worker exited 0
 
 
 # -- framing dns --workers 2 -------------------------------------------------------------
