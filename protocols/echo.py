@@ -108,8 +108,14 @@ def _worker_prefix() -> str:
 
 
 def _print_as_worker(line: str) -> None:
-    """Log to standard output, each line naming the worker that wrote it."""
-    print(f"{_worker_prefix()}{line}", flush=True)
+    """Log to standard output, each line naming the worker that wrote it.
+
+    One write per line, newline included: the workers share standard output,
+    and ``print`` on an unbuffered stream (``PYTHONUNBUFFERED``) writes the
+    newline apart, so another worker's line could land in between.
+    """
+    sys.stdout.write(f"{_worker_prefix()}{line}\n")
+    sys.stdout.flush()
 
 
 def _address(address: Any) -> str:

@@ -138,7 +138,9 @@ async def serve_dns(
 
 
 def _print(line: str) -> None:
-    print(f"{_worker_prefix()}framing dns: {line}", flush=True)
+    # One write, newline included: workers share standard output (see echo's).
+    sys.stdout.write(f"{_worker_prefix()}framing dns: {line}\n")
+    sys.stdout.flush()
 
 
 def _worker_prefix() -> str:

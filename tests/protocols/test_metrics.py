@@ -162,7 +162,7 @@ def test_echo_workers_metrics_are_the_sum_of_both(launcher: Launcher) -> None:  
             wire = b"".join(frame(b"%d.%d" % (c, i)) for i in range(per_connection))
             sock.sendall(wire)
             assert recv_exactly(sock, len(wire)) == wire
-    assert connection_pids(server, locals_) == set(pids.values())  # both served some
+    assert connection_pids(server, locals_) == set(pids.values()), server.out + server.err
 
     def counted(text: str) -> bool:
         total = sample(text, "framing_messages_received_total", server="echo")

@@ -106,7 +106,7 @@ def connection_pids(server: Running, locals_: list[int]) -> set[int]:
         if all(p in logged for p in locals_) or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    assert all(p in logged for p in locals_), server.out
+    assert all(p in logged for p in locals_), server.out + server.err
     return {logged[p] for p in locals_}
 
 
@@ -130,7 +130,7 @@ def test_echo_workers_share_one_port_and_both_serve(launcher: Launcher) -> None:
     # 40 connections, each on a new source port: the kernel's SO_REUSEPORT hash
     # puts them all on one worker with a chance of 2 ** -39.
     locals_ = [echo_round_trip(port, b"hello %d" % n) for n in range(40)]
-    assert connection_pids(server, locals_) == set(pids.values())
+    assert connection_pids(server, locals_) == set(pids.values()), server.out + server.err
     assert server.stop(signal.SIGTERM) == 0
 
 
@@ -175,7 +175,7 @@ def test_echo_killed_worker_is_restarted_within_2s_and_the_port_stays_served(
     assert f"framing: worker 0 started (pid {new})\n" in server.err
     # Both serve again.
     locals_ = [echo_round_trip(port, b"after %d" % n) for n in range(40)]
-    assert connection_pids(server, locals_) == {new, pids[1]}
+    assert connection_pids(server, locals_) == {new, pids[1]}, server.out + server.err
     assert server.stop(signal.SIGTERM) == 0
 
 
