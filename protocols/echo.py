@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -50,16 +52,24 @@ import anyio
 from anyio.abc import SocketAttribute
 
 from framing.errors import FramingError
+from framing.metrics import export_server_stats
 from framing.server import serve
 from framing.stream import FramedStream
+from framing.workers import worker_index
 from protocols.runner import (
     CommandError,
     add_loop_argument,
+    add_metrics_argument,
     add_proxy_protocol_argument,
+    add_workers_argument,
+    error,
+    metrics_endpoint,
     os_error_reason,
     port_number,
+    reserved_port,
     run,
     seconds,
+    supervise,
 )
 from protocols.spec import add_framing_arguments, parse_framing, positive_int
 
@@ -89,6 +99,23 @@ def _print(line: str) -> None:
 
 def _quiet(line: str) -> None:
     """Log nothing."""
+
+
+def _worker_prefix() -> str:
+    """``worker 1 (pid 4242): `` in a worker of ``--workers``, else nothing."""
+    index = worker_index()
+    return "" if index is None else f"worker {index} (pid {os.getpid()}): "
+
+
+def _print_as_worker(line: str) -> None:
+    """Log to standard output, each line naming the worker that wrote it.
+
+    One write per line, newline included: the workers share standard output,
+    and ``print`` on an unbuffered stream (``PYTHONUNBUFFERED``) writes the
+    newline apart, so another worker's line could land in between.
+    """
+    sys.stdout.write(f"{_worker_prefix()}{line}\n")
+    sys.stdout.flush()
 
 
 def _address(address: Any) -> str:
@@ -181,6 +208,8 @@ async def serve_echo(
     max_connections: int | None = None,
     max_connections_per_peer: int | None = None,
     proxy_protocol: Sequence[str] = (),
+    reuse_port: bool = False,
+    metrics: tuple[str, int] | None = None,
     close_on: bytes | None = None,
     quiet: bool = False,
     log: Log = _print,
@@ -201,10 +230,16 @@ async def serve_echo(
         proxy_protocol: addresses or networks of proxies trusted to send a
             PROXY header (see :func:`framing.serve`): their connections are
             logged and limited as the client the header names.
+        reuse_port: bind with ``SO_REUSEPORT``, to share the port with other
+            processes (the workers of ``--workers``).
+        metrics: ``(host, port)``: export the server's counters
+            (:mod:`framing.metrics`, label ``server="echo"``) and serve them
+            there (in a worker, the supervisor serves them).
         close_on: see :func:`echo`.
         quiet: log only the ``listening on`` line, not each connection's events.
         log: called with one line of text for each event; the first is
-            ``listening on HOST:PORT (FRAMER)``.
+            ``listening on HOST:PORT (FRAMER)``. A SIGHUP is logged too (the
+            echo server has nothing to reload) and does not stop the server.
 
     Raises:
         CommandError: the framing cannot be made (``max_size`` over what its
@@ -227,9 +262,11 @@ async def serve_echo(
         options["max_connections_per_peer"] = max_connections_per_peer
     if proxy_protocol:
         options["proxy_protocol"] = list(proxy_protocol)
+    if reuse_port:
+        options["reuse_port"] = True
     handler = partial(echo, close_on=close_on, log=_quiet if quiet else log)
     failure: OSError | None = None
-    async with anyio.create_task_group() as tg:
+    async with metrics_endpoint(metrics, log), anyio.create_task_group() as tg:
         try:
             server = await tg.start(partial(serve, handler, framer, **options))
         except OSError as exc:
@@ -238,9 +275,31 @@ async def serve_echo(
         else:
             addresses = ", ".join(_address(a) for a in server.addresses)
             log(f"listening on {addresses} ({framer!r})")
+            tg.start_soon(_log_sighup, log)
+            if metrics is not None:
+                tg.start_soon(partial(export_server_stats, server, server="echo"))
     if failure is not None:
         reason = os_error_reason(failure)
         raise CommandError(f"cannot listen on {_address((host, port))}: {reason}")
+
+
+async def _log_sighup(log: Log) -> None:
+    """Log each SIGHUP (sent on by the supervisor of ``--workers``) and carry on."""
+    try:
+        receiver = anyio.open_signal_receiver(signal.SIGHUP)
+        with receiver as signals:
+            async for _ in signals:
+                log("SIGHUP: the echo server has nothing to reload")
+    except (RuntimeError, ValueError, NotImplementedError):
+        # Not the main thread (signals are the main thread's), or no signals here:
+        # SIGHUP keeps whatever disposition the program gave it.
+        return
+
+
+async def _serve_as_worker(*, quiet: bool, **options: Any) -> None:
+    """One worker of ``framing echo --workers N``: its log lines name it."""
+    _show_server_log(quiet=quiet)
+    await serve_echo(**options, quiet=quiet, reuse_port=True, log=_print_as_worker)
 
 
 def _close_on_byte(text: str) -> bytes:
@@ -254,7 +313,7 @@ def _close_on_byte(text: str) -> bytes:
 def _show_server_log(*, quiet: bool) -> None:
     """Send the ``framing`` library's log (refused connections...) to standard output."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter(f"{_worker_prefix()}%(message)s"))
     logger = logging.getLogger("framing")
     logger.addHandler(handler)
     logger.setLevel(logging.WARNING if quiet else logging.INFO)
@@ -262,24 +321,30 @@ def _show_server_log(*, quiet: bool) -> None:
 
 def _main(args: argparse.Namespace) -> int:
     """Run ``framing echo`` with parsed arguments."""
+    options: dict[str, Any] = {
+        "framing": args.framing,
+        "host": args.host,
+        "port": args.port,
+        "max_size": args.max_size,
+        "idle_timeout": args.idle_timeout,
+        "message_timeout": args.message_timeout,
+        "max_connections": args.max_connections,
+        "max_connections_per_peer": args.max_connections_per_peer,
+        "proxy_protocol": args.proxy_protocol,
+        "close_on": args.close_on,
+        "quiet": args.quiet,
+        "metrics": args.metrics,
+    }
+    if args.workers > 1:
+        try:
+            with reserved_port(args.host, args.port) as port:
+                main = partial(_serve_as_worker, **{**options, "port": port})
+                return supervise(main, workers=args.workers, loop=args.loop, metrics=args.metrics)
+        except CommandError as exc:
+            error(str(exc))
+            return exc.status
     _show_server_log(quiet=args.quiet)
-    return run(
-        partial(
-            serve_echo,
-            framing=args.framing,
-            host=args.host,
-            port=args.port,
-            max_size=args.max_size,
-            idle_timeout=args.idle_timeout,
-            message_timeout=args.message_timeout,
-            max_connections=args.max_connections,
-            max_connections_per_peer=args.max_connections_per_peer,
-            proxy_protocol=args.proxy_protocol,
-            close_on=args.close_on,
-            quiet=args.quiet,
-        ),
-        loop=args.loop,
-    )
+    return run(partial(serve_echo, **options), loop=args.loop)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -331,5 +396,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="close a connection after echoing a message that contains BYTE (such as q)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="log only the listening address")
+    add_workers_argument(parser)
+    add_metrics_argument(parser)
     add_loop_argument(parser)
     parser.set_defaults(func=_main)

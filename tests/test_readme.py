@@ -74,3 +74,17 @@ def test_readme_pipelined_example_runs(backend: str, capsys: pytest.CaptureFixtu
 
     anyio.run(bounded, backend=backend)
     assert capsys.readouterr().out == "b'1 2'\n[b'3 7', b'2 7']\n"
+
+
+def test_readme_haproxy_config_is_the_one_the_tests_run() -> None:
+    from tests.protocols.test_haproxy import CONFIG
+
+    blocks = re.findall(r"```haproxy\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks == [CONFIG]
+
+
+def test_readme_dnsdist_config_is_the_one_the_tests_run() -> None:
+    from tests.protocols.dns.test_dnsdist import CONFIG
+
+    blocks = re.findall(r"```lua\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert blocks == [CONFIG.format(port=53, first=5301, second=5302)]

@@ -56,7 +56,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Final, TypedDict
+from typing import Any, Final, TypedDict
 
 from protocols.dns.edns import COOKIE, NSID, TCP_KEEPALIVE, CookieError, ServerCookies, split_cookie
 from protocols.dns.errors import DNSFormatError
@@ -213,7 +213,7 @@ class Authority:
 
     def with_zones(self, zones: Zone | Sequence[Zone]) -> Authority:
         """A new authority, with these settings, for ``zones`` (an empty cache)."""
-        return Authority(
+        return self._renewed(
             zones,
             cache_size=self._cache_size,
             udp_payload_size=self._udp_payload_size,
@@ -221,6 +221,10 @@ class Authority:
             cookies=self._cookies,
             tcp_keepalive=self._tcp_keepalive,
         )
+
+    def _renewed(self, zones: Zone | Sequence[Zone], **settings: Any) -> Authority:
+        """An authority of this kind for ``zones`` (a subclass adds its own state)."""
+        return Authority(zones, **settings)
 
     @property
     def cached(self) -> int:

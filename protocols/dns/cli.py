@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ import anyio
 from anyio import TASK_STATUS_IGNORED
 from anyio.abc import TaskStatus
 
+from framing.metrics import ServerStatsExporter, refresh_metrics
+from framing.workers import worker_index
 from protocols.dns.errors import ZoneError
 from protocols.dns.message import RecordType
 from protocols.dns.server import (
@@ -41,15 +44,21 @@ from protocols.dns.server import (
     DNSServerInfo,
     run_dns_server,
 )
+from protocols.dns.stats import DNSStats, dns_metrics
 from protocols.dns.zone import Zone, example_zone, parse_zone
 from protocols.runner import (
     CommandError,
     add_loop_argument,
+    add_metrics_argument,
     add_proxy_protocol_argument,
+    add_workers_argument,
+    metrics_endpoint,
     port_number,
     proxy_source,
+    reserved_port,
     run,
     seconds,
+    supervise,
 )
 from protocols.spec import positive_int
 
@@ -161,6 +170,8 @@ async def serve_dns(
     allow_transfer: Sequence[str] = (),
     notify: Sequence[tuple[str, int]] = (),
     nsid: bytes | None = None,
+    reuse_port: bool = False,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
     """Serve until cancelled, printing where and how to query once listening.
 
@@ -168,11 +179,17 @@ async def serve_dns(
     order: SIGHUP reads them again (an empty list: SIGHUP is logged, nothing
     else).
 
+    With ``metrics`` (``--metrics``), the TCP server's counters (label
+    ``server="dns"``) and the queries by transport, type and rcode are
+    exported (:mod:`protocols.dns.stats`) and served there, unless this is a
+    worker, whose supervisor serves them.
+
     Raises:
         CommandError: the address could not be bound.
     """
     zones = (zone,) if isinstance(zone, Zone) else tuple(zone)
-    async with anyio.create_task_group() as tg:
+    stats = DNSStats() if metrics is not None else None
+    async with metrics_endpoint(metrics, _print), anyio.create_task_group() as tg:
         try:
             info: DNSServerInfo = await tg.start(
                 partial(
@@ -188,6 +205,8 @@ async def serve_dns(
                     allow_transfer=allow_transfer,
                     notify=notify,
                     nsid=nsid,
+                    reuse_port=reuse_port,
+                    stats=stats,
                 )
             )
         except OSError as exc:
@@ -199,10 +218,27 @@ async def serve_dns(
         names = ", ".join(str(z.origin) for z in zones)
         addresses = " and ".join(info.hosts)
         print(
+            f"{_worker_prefix()}"
             f"framing dns: serving {names} on {addresses} port {info.port} (UDP and TCP)\n"
             f"try: dig @{info.host} -p {info.port} +tcp {_example_name(zones[0])}",
             flush=True,
         )
+        if stats is not None:
+            tcp = info.tcp
+            exporter = ServerStatsExporter(lambda: tcp.stats, server="dns")
+            tg.start_soon(refresh_metrics, exporter, dns_metrics(stats))
+
+
+def _print(line: str) -> None:
+    # One write, newline included: workers share standard output (see echo's).
+    sys.stdout.write(f"{_worker_prefix()}framing dns: {line}\n")
+    sys.stdout.flush()
+
+
+def _worker_prefix() -> str:
+    """``worker 1 (pid 4242): `` in a worker of ``--workers``, else nothing."""
+    index = worker_index()
+    return "" if index is None else f"worker {index} (pid {os.getpid()}): "
 
 
 def notify_target(text: str) -> tuple[str, int]:
@@ -257,24 +293,35 @@ def _main(args: argparse.Namespace) -> int:
         print("framing: error: two --zone files have the same origin", file=sys.stderr)
         return 1
     _show_log()
-    return run(
-        partial(
-            serve_dns,
-            zone=zones,
-            host=args.host or [DEFAULT_HOST],
-            port=args.port,
-            idle_timeout=args.idle_timeout,
-            message_timeout=args.message_timeout,
-            max_connections=args.max_connections,
-            max_connections_per_peer=args.max_connections_per_peer,
-            proxy_protocol=args.proxy_protocol,
-            zone_files=paths,
-            allow_transfer=args.allow_transfer,
-            notify=args.notify,
-            nsid=args.nsid,
-        ),
-        loop=args.loop,
+    hosts = args.host or [DEFAULT_HOST]
+    main = partial(
+        serve_dns,
+        zone=zones,
+        host=hosts,
+        port=args.port,
+        idle_timeout=args.idle_timeout,
+        message_timeout=args.message_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_peer=args.max_connections_per_peer,
+        proxy_protocol=args.proxy_protocol,
+        zone_files=paths,
+        allow_transfer=args.allow_transfer,
+        notify=args.notify,
+        nsid=args.nsid,
+        metrics=args.metrics,
     )
+    if args.workers > 1:
+        # Each worker binds UDP and TCP with SO_REUSEPORT; port 0 is chosen here, once.
+        try:
+            # With --port 0 the port is found free on the first address; the
+            # workers then bind it on every one.
+            with reserved_port(hosts[0], args.port, udp=True) as port:
+                main = partial(main, port=port, reuse_port=True)
+                return supervise(main, workers=args.workers, loop=args.loop, metrics=args.metrics)
+        except CommandError as exc:
+            print(f"framing: error: {exc}", file=sys.stderr)
+            return exc.status
+    return run(main, loop=args.loop)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -357,6 +404,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="serve at most N TCP connections at once from one IP address (default: no limit)",
     )
     add_proxy_protocol_argument(parser)
+    add_workers_argument(parser)
+    add_metrics_argument(parser)
     add_loop_argument(parser)
     parser.set_defaults(func=_main)
 

@@ -71,6 +71,8 @@ from protocols.dns.message import (
     build_message,
     parse_message,
 )
+from protocols.dns.proxied_udp import serve_proxied_udp
+from protocols.dns.stats import CountingAuthority, DNSStats
 from protocols.dns.zone import Zone, example_zone
 
 __all__ = [
@@ -203,7 +205,7 @@ def _serial_newer(new: Zone, old: Zone) -> bool:
 
 
 async def _bind(
-    hosts: Sequence[str], port: int
+    hosts: Sequence[str], port: int, *, reuse_port: bool = False
 ) -> tuple[list[MultiListener[SocketStream]], list[socket.socket], int]:
     """Bind TCP and UDP on one port on every host; with port 0, retry until all are free."""
     for _ in range(_BIND_ATTEMPTS):
@@ -212,10 +214,12 @@ async def _bind(
         bound = port
         try:
             for host in hosts:
-                listener = await anyio.create_tcp_listener(local_host=host, local_port=bound)
+                listener = await anyio.create_tcp_listener(
+                    local_host=host, local_port=bound, reuse_port=reuse_port
+                )
                 listeners.append(listener)
                 bound = listener.extra(SocketAttribute.local_port)
-                sockets.append(await _udp_socket(host, bound))
+                sockets.append(await _udp_socket(host, bound, reuse_port=reuse_port))
         except OSError:
             for listener in listeners:
                 await listener.aclose()
@@ -228,13 +232,15 @@ async def _bind(
     raise OSError(f"no port on {', '.join(hosts)} was free for both TCP and UDP")
 
 
-async def _udp_socket(host: str, port: int) -> socket.socket:
+async def _udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """A non-blocking UDP socket bound to ``host`` (a name or an address) and ``port``."""
     family, _, _, _, address = (
         await anyio.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
     )[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if reuse_port:  # the kernel spreads datagrams over the sockets sharing the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setblocking(False)
         sock.bind(address)
     except BaseException:
@@ -501,6 +507,8 @@ async def run_dns_server(
     allow_transfer: Sequence[str] = (),
     notify: Sequence[tuple[str, int]] = (),
     nsid: bytes | None = None,
+    reuse_port: bool = False,
+    stats: DNSStats | None = None,
     task_status: TaskStatus[DNSServerInfo] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``zone`` over UDP and TCP on one port until cancelled.
@@ -532,10 +540,10 @@ async def run_dns_server(
             address (RFC 7766 6.2.2 advises a limit); ``None``: only
             ``max_connections`` applies.
         proxy_protocol: addresses or networks of proxies (dnsdist, HAProxy)
-            trusted to send a PROXY header on TCP (see :func:`framing.serve`);
-            the per-peer limit then counts the clients they name. UDP
-            datagrams are served as they come: dnsdist's header on datagrams
-            is not read.
+            trusted to send a PROXY header (see :func:`framing.serve`): on
+            TCP, and before each UDP datagram from them, as dnsdist's
+            ``useProxyProtocol`` sends it (:mod:`protocols.dns.proxied_udp`);
+            the per-peer limit, cookies and logs then see the clients they name.
         max_query_size: the largest TCP query accepted; a larger frame closes
             its connection.
         cache_size: ready answers kept per transport.
@@ -543,6 +551,10 @@ async def run_dns_server(
             transfer the zones; none by default.
         notify: (address, port) of the secondaries told of a zone's new serial.
         nsid: the server's identifier, given to queries that ask for it (RFC 5001).
+        reuse_port: bind both transports with ``SO_REUSEPORT``, to share the
+            port with other processes (the workers of ``--workers``).
+        stats: count every answer there, by transport, type and rcode
+            (:mod:`protocols.dns.stats`, for ``--metrics``).
         task_status: for ``task_group.start``: receives the :class:`DNSServerInfo`.
 
     Raises:
@@ -559,7 +571,6 @@ async def run_dns_server(
     if not hosts:
         raise ValueError("run_dns_server needs at least one host")
     networks = [ipaddress.ip_network(source, strict=False) for source in allow_transfer]
-    serving = _Serving(Authority(zones, cache_size=cache_size), tuple(notify))
 
     def keepalive() -> int:
         # RFC 7828 3.3.2: the idle timeout in units of 100 ms; 0 asks the client to
@@ -568,21 +579,29 @@ async def run_dns_server(
             return 0
         return round((idle_timeout or 0) * 10)
 
-    serving.authority = Authority(
-        zones,
-        cache_size=cache_size,
-        nsid=nsid,
-        tcp_keepalive=keepalive if idle_timeout is not None else None,
+    settings: dict[str, Any] = {
+        "cache_size": cache_size,
+        "nsid": nsid,
+        "tcp_keepalive": keepalive if idle_timeout is not None else None,
+    }
+    authority = (
+        Authority(zones, **settings)
+        if stats is None
+        else CountingAuthority(zones, stats=stats, **settings)
     )
+    serving = _Serving(authority, tuple(notify))
     framer = LengthPrefixed(2, max_size=max_query_size)
-    listeners, sockets, bound = await _bind(hosts, port)
+    listeners, sockets, bound = await _bind(hosts, port, reuse_port=reuse_port)
     with contextlib.ExitStack() as stack:
         for sock in sockets:  # closed once the task group, and so _serve_udp, has ended
             stack.enter_context(sock)
         async with anyio.create_task_group() as tg:
             serving.task_group = tg
             for sock in sockets:
-                tg.start_soon(_serve_udp, sock, serving)
+                if proxy_protocol:
+                    tg.start_soon(serve_proxied_udp, sock, serving, proxy_protocol, _send_datagram)
+                else:
+                    tg.start_soon(_serve_udp, sock, serving)
             tcp = await tg.start(
                 partial(
                     serve,
