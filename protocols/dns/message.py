@@ -21,7 +21,9 @@ r"""DNS messages (RFC 1035 4.1): declared with ``construct``, wrapped in typed f
                | DO | Z (15) | rdlength | options: | code (16) | length (16) | data | ... |
 
 The fixed-layout parts are ``construct`` declarations (``HEADER``, ``RR_FIXED``,
-``SOA_TIMES``...), each used in its compiled form. Names are not: compression
+``SOA_TIMES``...), each used in its compiled form; on the hot path that writes
+records (every record of a zone transfer) a few are written by ``struct`` calls
+checked to build the same bytes. Names are not: compression
 makes a name depend on the whole message, so :mod:`protocols.dns.names` reads
 and writes them. The only entry points are :func:`parse_message` and
 :func:`build_message`, which turn construct containers into the frozen
@@ -974,11 +976,9 @@ def encode_rdata(rdata: RData, out: bytearray, table: CompressionTable | None) -
             }
         )
     elif isinstance(rdata, TXT):
-        if not rdata.strings:
+        if not rdata.strings or any(len(s) > 255 for s in rdata.strings):
             raise ValueError("a TXT record needs 1 or more strings of at most 255 bytes")
         for string in rdata.strings:
-            if len(string) > 255:
-                raise ValueError("a TXT record needs 1 or more strings of at most 255 bytes")
             out.append(len(string))
             out += string
     elif isinstance(rdata, SRV):
