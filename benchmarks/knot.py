@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,14 +23,6 @@ LABEL = "Knot (knotd, default threads)"
 def available() -> bool:
     """Whether ``knotd`` is installed."""
     return shutil.which("knotd") is not None
-
-
-def version() -> str:
-    """``knotd -V``'s first line, or ``not installed``."""
-    if not available():
-        return "not installed"
-    out = subprocess.run(["knotd", "-V"], capture_output=True, text=True, timeout=10, check=False)
-    return (out.stdout + out.stderr).strip().splitlines()[0] if out.stdout or out.stderr else "?"
 
 
 def conf(directory: Path, port: int, origin: str, zone_file: Path) -> str:
