@@ -1,10 +1,11 @@
 """Run the benchmarks: ``python -m benchmarks`` (what ``make bench`` runs after its setup).
 
 Environment:
-    BENCH=decode,scaling,echo,dns   the sections to run (default: all four)
+    BENCH=decode,scaling,echo,dns,axfr   the sections to run (default: all five)
     BENCH_QUICK=1                   smaller streams and shorter runs (a smoke test)
     BENCH_REPEATS=N                 decode repeats (best of N; default 3)
     BENCH_ECHO_SECONDS, BENCH_DNS_SECONDS   measured seconds per server (default 5)
+    BENCH_AXFR_RECORDS, BENCH_AXFR_PASSES   the AXFR zone's size (100000), timed passes (5)
     BENCH_OUT=DIR                   where RESULTS.md, results.json and charts/ go
     BENCH_NOTE=TEXT                 a sentence for RESULTS.md (such as why a run is preliminary)
 
@@ -55,10 +56,14 @@ def main() -> int:
             from benchmarks.echo import run_echo
 
             results["echo"] = run_echo()
-        else:
+        elif section == "dns":
             from benchmarks.dns import run_dns
 
             results["dns"] = run_dns()
+        else:
+            from benchmarks.axfr import run_axfr
+
+            results["axfr"] = run_axfr()
         log(f"== {section} took {results[section]['seconds']:.0f} s")
     results["seconds"] = time.monotonic() - started
     results["load_after"] = load()

@@ -22,7 +22,7 @@ ROOT = HERE.parent
 BUILD = HERE / ".build"
 
 #: The sections, in the order a full run does them.
-SECTIONS = ("decode", "scaling", "echo", "dns")
+SECTIONS = ("decode", "scaling", "echo", "dns", "axfr")
 
 
 def env_int(name: str, default: int) -> int:
@@ -153,5 +153,7 @@ def machine() -> dict[str, Any]:
             "cc": _tool_version(["cc", "--version"]),
             "dnsperf": _tool_version(["dnsperf", "-h"]) if shutil.which("dnsperf") else "",
             "unbound": _tool_version(["unbound", "-V"]),
+            "knotd": _tool_version(["knotd", "-V"]),
+            "kdig": _tool_version(["kdig", "-V"]),
         },
     }

@@ -1,9 +1,16 @@
-"""Part 4: dnsperf over TCP and UDP against ``framing dns``, unbound and dnslib.
+"""Part 4: dnsperf over TCP and UDP against ``framing dns``, unbound, dnslib and Knot.
 
 The same query file (``benchmarks.dns_zone.MIX``) goes to each server, with
 100 queries outstanding, for a fixed time. Before the load, every server is
 asked every query of the mix once (with dnslib's client, over UDP and TCP) and
 its answer sections must equal ours: the servers do the same work.
+
+A second mix (``dns_zone.wild_query_file``: wildcards, a delegation, DNAME
+and CNAME chains) goes to ``framing dns`` and to Knot, both serving the same
+zone file (``dns_zone.zone_text``); before the load their answers to it must
+be the same in every section, with the same rcode and AA flag. unbound's
+local-data and dnslib's ZoneResolver serve neither referrals nor DNAME, so
+they only get the first mix.
 
 unbound runs from a temporary directory with a configuration of our own: local
 data only, on 127.0.0.1 only, one thread, no chroot, no privilege change, no
@@ -23,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmarks import dns_zone
+from benchmarks import dns_zone, knot
 from benchmarks.common import env_float, env_int, log, quick
 from benchmarks.procs import ServerFailed, framing_command, free_port, server_matching
 
@@ -31,27 +38,34 @@ LABELS = {
     "ours": "framing dns",
     "unbound": "unbound (1 thread, local-data)",
     "dnslib": "dnslib DNSServer + ZoneResolver",
+    "knot": knot.LABEL,
 }
+#: The query mixes: the plain record sets, and wildcards, referrals and chains.
+MIXES = {"plain": "plain record sets", "wild": "wildcards, referrals, DNAME/CNAME chains"}
 
 
-def ours_command() -> list[str]:
-    """``framing dns --port 0``; ``python -m protocols.dns.cli`` while the CLI lacks ``dns``."""
-    argv = framing_command("dns", "--port", "0")
+def ours_command(zone_file: Path) -> list[str]:
+    """``framing dns --zone F --port 0``; ``python -m protocols.dns.cli`` without ``framing``."""
+    argv = framing_command("dns", "--zone", str(zone_file), "--port", "0")
     probe = subprocess.run(
-        [*argv[:-3], "dns", "--help"], capture_output=True, timeout=60, check=False
+        [*argv[:-5], "dns", "--help"], capture_output=True, timeout=60, check=False
     )
     if probe.returncode == 0:
         return argv
-    return [sys.executable, "-m", "protocols.dns.cli", "--port", "0"]
+    return [sys.executable, "-m", "protocols.dns.cli", *argv[-4:]]
 
 
 @contextmanager
 def start(kind: str, workdir: Path) -> Iterator[dict[str, int]]:
     """Start one server; yield its ports {"udp": ..., "tcp": ...}."""
+    zone_file = workdir / "framing.test.zone"
     if kind == "ours":
-        argv = ours_command()
+        argv = ours_command(zone_file)
         with server_matching(argv, pattern=r"port (\d+) \(UDP and TCP\)") as (match, _pid):
             port = int(match.group(1))
+            yield {"udp": port, "tcp": port}
+    elif kind == "knot":
+        with knot.start(workdir / "knot", dns_zone.origin(), zone_file) as port:
             yield {"udp": port, "tcp": port}
     elif kind == "unbound":
         port = free_port()
@@ -66,20 +80,37 @@ def start(kind: str, workdir: Path) -> Iterator[dict[str, int]]:
             yield {"udp": int(match.group(1)), "tcp": int(match.group(2))}
 
 
-def answers(port: int, *, tcp: bool) -> dict[str, list[str]]:
-    """Each query of the mix asked once: its rcode and sorted answer records."""
+def answers(port: int, *, tcp: bool, mix: str = "plain") -> dict[str, list[str]]:
+    """Each query of a mix asked once: its rcode and sorted answer records.
+
+    For the second mix, also the AA flag and the authority and additional
+    sections: a referral is those, and glue served as an answer is a bug.
+    """
     from dnslib import QTYPE, DNSRecord
 
+    def text(section: str, rr: Any) -> str:
+        return f"{section} {rr.rname} {rr.ttl} {QTYPE[rr.rtype]} {rr.rdata.toZone()}".lower()
+
     out: dict[str, list[str]] = {}
-    for line in dns_zone.query_file().splitlines():
+    lines = dns_zone.query_file() if mix == "plain" else dns_zone.wild_query_file()
+    for line in dict.fromkeys(lines.splitlines()):
         name, rtype = line.split()
         query = DNSRecord.question(name, rtype)
         reply = DNSRecord.parse(query.send("127.0.0.1", port, tcp=tcp, timeout=5))
         rcode = reply.header.rcode
-        records = sorted(
-            f"{rr.rname} {rr.ttl} {QTYPE[rr.rtype]} {rr.rdata.toZone()}".lower() for rr in reply.rr
-        )
-        out[line] = [f"rcode {rcode}", *records]
+        if mix == "plain":
+            records = sorted(
+                f"{rr.rname} {rr.ttl} {QTYPE[rr.rtype]} {rr.rdata.toZone()}".lower()
+                for rr in reply.rr
+            )
+            out[line] = [f"rcode {rcode}", *records]
+        else:
+            records = sorted(
+                [text("an", rr) for rr in reply.rr]
+                + [text("ns", rr) for rr in reply.auth]
+                + [text("ar", rr) for rr in reply.ar if rr.rtype != QTYPE.OPT]
+            )
+            out[line] = [f"rcode {rcode} aa {reply.header.aa}", *records]
     return out
 
 
@@ -137,34 +168,47 @@ def run_dns() -> dict[str, Any]:
     if shutil.which("dnsperf") is None:
         notes.append("dnsperf is not installed: the DNS benchmark did not run")
         return {"rows": [], "notes": notes, "seconds": 0.0}
-    kinds = ["ours", "unbound", "dnslib"]
+    kinds = ["ours", "unbound", "dnslib", "knot"]
     if shutil.which("unbound") is None:
         notes.append("unbound is not installed: left out")
         kinds.remove("unbound")
-    reference: dict[str, dict[str, list[str]]] = {}
-    same: dict[str, bool] = {}
-    best: dict[tuple[str, str, int], dict[str, Any]] = {}
-    lost: dict[tuple[str, str, int], float] = {}
+    if not knot.available():
+        notes.append("knotd is not installed: the second mix's answers are not checked")
+        kinds.remove("knot")
+    reference: dict[tuple[str, str], dict[str, list[str]]] = {}
+    same: dict[tuple[str, str], bool] = {}
+    best: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    lost: dict[tuple[str, str, str, int], float] = {}
     with tempfile.TemporaryDirectory(prefix="framing-bench-dns-") as tmp:
         workdir = Path(tmp)
-        queries = workdir / "queries.txt"
-        queries.write_text(dns_zone.query_file())
+        (workdir / "framing.test.zone").write_text(dns_zone.zone_text())
+        queries = {"plain": workdir / "queries.txt", "wild": workdir / "wild.txt"}
+        queries["plain"].write_text(dns_zone.query_file())
+        queries["wild"].write_text(dns_zone.wild_query_file())
         for number in range(passes):
             for kind in kinds if number % 2 == 0 else reversed(kinds):
                 try:
                     with start(kind, workdir) as ports:
-                        if kind not in same:
-                            same[kind] = _same_answers(kind, ports, reference, notes)
-                        for mode, depth in _runs(kind, outstanding, first_pass=number == 0):
-                            result = dnsperf(ports[mode], mode, queries, seconds, depth)
+                        for mix in _mixes(kind):
+                            if (kind, mix) not in same:
+                                _same_answers(
+                                    kind, mix, ports, reference=reference, same=same, notes=notes
+                                )
+                        for mix, mode, depth in _runs(kind, outstanding, first_pass=number == 0):
+                            result = dnsperf(ports[mode], mode, queries[mix], seconds, depth)
                             result.update(
-                                server=kind, label=LABELS[kind], mode=mode, outstanding=depth
+                                server=kind,
+                                label=LABELS[kind],
+                                mix=mix,
+                                mode=mode,
+                                outstanding=depth,
                             )
                             log(
-                                f"dns {kind:8} {mode} q={depth}: {result['qps'] or 0:9.0f} q/s, "
+                                f"dns {kind:8} {mix:5} {mode} q={depth}: "
+                                f"{result['qps'] or 0:9.0f} q/s, "
                                 f"lost {result['lost']}, {result['rcodes']}"
                             )
-                            key = (kind, mode, depth)
+                            key = (kind, mix, mode, depth)
                             lost[key] = lost.get(key, 0.0) + (result["lost"] or 0.0)
                             if key not in best or (result["qps"] or 0) > (best[key]["qps"] or 0):
                                 best[key] = result
@@ -174,10 +218,10 @@ def run_dns() -> dict[str, Any]:
     rows = []
     for key, row in best.items():
         row["lost_all_passes"] = lost[key]
-        row["same"] = same.get(key[0], False)
+        row["same"] = same.get((key[0], key[1]))
         rows.append(row)
     order = {kind: i for i, kind in enumerate(LABELS)}
-    rows.sort(key=lambda r: (order[r["server"]], r["mode"], -r["outstanding"]))
+    rows.sort(key=lambda r: (r["mix"] != "plain", order[r["server"]], r["mode"], -r["outstanding"]))
     return {
         "rows": rows,
         "notes": notes,
@@ -186,41 +230,60 @@ def run_dns() -> dict[str, Any]:
             "outstanding": outstanding,
             "passes": passes,
             "mix": dns_zone.MIX,
+            "wild_shares": dns_zone.WILD_SHARES,
+            "wild_queries": dns_zone.WILD_QUERIES,
+            "wild_names": len(set(dns_zone.wild_mix())),
         },
         "seconds": time.monotonic() - started,
     }
 
 
-def _runs(kind: str, outstanding: int, *, first_pass: bool) -> list[tuple[str, int]]:
-    runs = [("tcp", outstanding), ("udp", outstanding)]
+def _mixes(kind: str) -> list[str]:
+    """The mixes a server gets: ours both, Knot the second, unbound and dnslib the first."""
+    return {"ours": ["plain", "wild"], "knot": ["wild"]}.get(kind, ["plain"])
+
+
+def _runs(kind: str, outstanding: int, *, first_pass: bool) -> list[tuple[str, str, int]]:
+    runs = [(mix, mode, outstanding) for mix in _mixes(kind) for mode in ("tcp", "udp")]
     if kind == "dnslib" and first_pass:
         # dnslib's TCP handler answers one query per connection and drops the rest
         # of what it read: pipelined queries are lost. Also measure it one query at a
         # time, its best case (once: each of its TCP runs waits out dnsperf's timeouts).
-        runs = [("tcp", outstanding), ("udp", outstanding), ("tcp", 1)]
+        runs.append(("plain", "tcp", 1))
     elif kind == "dnslib":
-        runs = [("udp", outstanding)]
+        runs = [("plain", "udp", outstanding)]
     return runs
 
 
 def _same_answers(
     kind: str,
+    mix: str,
     ports: dict[str, int],
-    reference: dict[str, dict[str, list[str]]],
+    *,
+    reference: dict[tuple[str, str], dict[str, list[str]]],
+    same: dict[tuple[str, str], bool],
     notes: list[str],
-) -> bool:
-    """Ask the mix once over each transport; compare with ours (the first server asked)."""
-    same = True
+) -> None:
+    """Ask a mix once over each transport; compare with the first server asked (ours).
+
+    For the second mix ours is checked against Knot: both get the verdict.
+    """
+    verdict = True
     for mode in ("tcp", "udp"):
-        got = answers(ports[mode], tcp=mode == "tcp")
-        if mode not in reference:
+        got = answers(ports[mode], tcp=mode == "tcp", mix=mix)
+        if (mix, mode) not in reference:
             # Ours is first; when it cannot run, the first peer is the yardstick.
-            reference[mode] = got
-        elif got != reference[mode]:
-            same = False
-            diff = [q for q in got if got[q] != reference[mode].get(q)]
+            reference[(mix, mode)] = got
+        elif got != reference[(mix, mode)]:
+            verdict = False
+            want = reference[(mix, mode)]
+            diff = [q for q in got if got[q] != want.get(q)]
             notes.append(
-                f"{LABELS[kind]} answers differ from ours over {mode} for {diff[:3]}: "
-                f"{[got[q] for q in diff[:1]]} vs {[reference[mode].get(q) for q in diff[:1]]}"
+                f"{LABELS[kind]} answers the {mix} mix differently from ours over {mode} "
+                f"for {len(diff)} queries, e.g. {diff[:2]}: "
+                f"{[got[q] for q in diff[:1]]} vs {[want.get(q) for q in diff[:1]]}"
             )
-    return same
+    if kind != "ours" or mix == "plain":
+        same[(kind, mix)] = verdict
+    if kind != "ours" and mix == "wild":
+        same[("ours", mix)] = verdict and same.get(("ours", mix), True)

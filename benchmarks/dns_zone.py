@@ -1,4 +1,4 @@
-"""The DNS query mix, and the same records as text for unbound and dnslib.
+"""The DNS query mixes, the bench zone, and the mix's records as text for unbound and dnslib.
 
 The mix is every plain record set of our embedded zone (``framing.test.``)
 that all three servers answer the same way: the apex's SOA, NS, MX and TXT,
@@ -8,10 +8,18 @@ and unknown-type records (written differently in each server's own syntax).
 
 The records come from our own zone parser, rendered here in master-file
 syntax, so the peers serve exactly the records ``framing dns`` serves.
+
+The second mix (``wild_query_file``) asks what an operator's zone holds
+beyond plain record sets: names that exist only through a wildcard, names at
+and under a delegation (referrals, with glue), names rewritten by a DNAME and
+CNAME chains. Its records are ``ZONE_ADDITIONS``, appended to the embedded
+zone in ``zone_text()``: the file ``framing dns --zone`` and Knot both serve.
+Every address added is a loopback address.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 #: (owner relative to the origin, type): the query file, in order.
@@ -32,6 +40,97 @@ MIX: tuple[tuple[str, str], ...] = (
     ("web", "CNAME"),
     ("leaf.empty", "A"),
 )
+
+
+#: Appended to the embedded zone for the second mix: a wildcard beside a name
+#: that exists, a delegation with glue, a DNAME, a wildcard CNAME and a chain.
+ZONE_ADDITIONS = """\
+; The wildcard and delegation mix (benchmarks/dns_zone.py): loopback addresses only.
+*.wild      IN  A     127.0.0.9
+            IN  TXT   "wildcard"
+            IN  MX    10 mail
+exists.wild IN  A     127.0.0.10
+*.cw        IN  CNAME www
+sub         IN  NS    ns.sub
+            IN  NS    ns2.sub
+ns.sub      IN  A     127.0.0.55
+            IN  AAAA  ::1
+ns2.sub     IN  A     127.0.0.56
+dn          IN  DNAME tgt
+www.tgt     IN  A     127.0.0.70
+            IN  AAAA  ::1
+chain       IN  CNAME alias      ; chain -> alias -> web -> www
+"""
+
+#: The second mix's shares: names under a wildcard, under the delegation, and
+#: DNAME or CNAME chains.
+WILD_SHARES = {"wildcard": 40, "delegation": 30, "chain": 30}
+#: Queries in the second mix's file; each is asked in turn, as the first mix's are.
+WILD_QUERIES = 300
+WILD_SEED = 13
+
+
+def zone_text() -> str:
+    """The bench zone: the embedded zone with ``ZONE_ADDITIONS``."""
+    from protocols.dns.zone import EXAMPLE_ZONE_TEXT
+
+    return EXAMPLE_ZONE_TEXT + ZONE_ADDITIONS
+
+
+def _label(rng: random.Random) -> str:
+    return "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=rng.randint(3, 10)))
+
+
+def wild_mix(count: int = WILD_QUERIES, seed: int = WILD_SEED) -> list[tuple[str, str]]:
+    """The second mix: (owner relative to the origin, type), seeded, in the shares above."""
+    rng = random.Random(seed)
+    kinds = rng.choices(list(WILD_SHARES), weights=list(WILD_SHARES.values()), k=count)
+    out = []
+    for kind in kinds:
+        label = _label(rng)
+        if kind == "wildcard":
+            out.append(
+                rng.choice(
+                    [
+                        (f"{label}.wild", "A"),
+                        (f"{label}.wild", "TXT"),
+                        (f"{label}.wild", "MX"),
+                        (f"{label}.wild", "AAAA"),  # NODATA from the wildcard
+                        (f"{label}.cw", "A"),  # a wildcard CNAME, then www
+                    ]
+                )
+            )
+        elif kind == "delegation":
+            out.append(
+                rng.choice(
+                    [
+                        (f"{label}.sub", "A"),
+                        (f"{label}.sub", "AAAA"),
+                        (f"www.{label}.sub", "A"),
+                        ("sub", "NS"),
+                        ("ns.sub", "A"),  # glue: a referral, not an answer
+                    ]
+                )
+            )
+        else:
+            out.append(
+                rng.choice(
+                    [
+                        ("www.dn", "A"),  # DNAME, synthesized CNAME, www.tgt's A
+                        ("www.dn", "AAAA"),
+                        (f"{label}.dn", "A"),  # DNAME, CNAME, then NXDOMAIN
+                        ("chain", "A"),  # chain -> alias -> web -> www
+                        ("alias", "AAAA"),
+                    ]
+                )
+            )
+    return out
+
+
+def wild_query_file() -> str:
+    """dnsperf's input for the second mix."""
+    base = origin()
+    return "".join(f"{_absolute(owner, base)} {rtype}\n" for owner, rtype in wild_mix())
 
 
 def _absolute(owner: str, origin: str) -> str:

@@ -4,12 +4,16 @@
         e.g. decode len2 64 64k, decode lines 16384 random
     python -m benchmarks.profile echo [asyncio|uvloop|trio]
     python -m benchmarks.profile dns [udp|tcp]
+    python -m benchmarks.profile axfr [RECORDS]
 
 ``decode`` profiles our framer decoding the benchmark's stream (20 times over),
 in this process. ``echo`` and ``dns`` run the server under ``pyinstrument``
 while the benchmark's own load runs against it for ``BENCH_PROFILE_SECONDS``
 (default 5), then stop it with SIGINT, which makes pyinstrument write its
-report. The text report goes to stdout and to ``benchmarks/.build/profiles/``.
+report. ``axfr`` serves the AXFR part's generated zone (100,000 records unless
+told) and has ``kdig`` transfer it ``BENCH_PROFILE_TRANSFERS`` times (default 5);
+loading the zone file is in the profile too, apart from the transfers. The
+text report goes to stdout and to ``benchmarks/.build/profiles/``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import BUILD, ROOT, env_float
+from benchmarks.common import BUILD, ROOT, env_float, env_int
 
 PROFILES = BUILD / "profiles"
 
@@ -47,7 +51,9 @@ def profile_decode(framing: str, payload: int, chunking: str) -> str:
     return str(profiler.output_text(unicode=False, color=False, show_all=False))
 
 
-def _under_pyinstrument(module_args: list[str], pattern: str, load: list[str]) -> str:
+def _under_pyinstrument(
+    module_args: list[str], pattern: str, load: list[str], *, startup: float = 20.0
+) -> str:
     """Run ``python -m pyinstrument -m ...`` as a server, put ``load`` on it, return the report."""
     from benchmarks.procs import server_matching
 
@@ -65,7 +71,7 @@ def _under_pyinstrument(module_args: list[str], pattern: str, load: list[str]) -
             "-m",
             *module_args,
         ]
-        with server_matching(argv, pattern=pattern) as (match, pid):
+        with server_matching(argv, pattern=pattern, startup=startup) as (match, pid):
             port = match.group(1)
             subprocess.run(
                 [part.replace("{port}", port) for part in load],
@@ -137,8 +143,34 @@ def profile_dns(mode: str) -> str:
     )
 
 
+def profile_axfr(records: int) -> str:
+    from benchmarks import axfr
+
+    transfers = env_int("BENCH_PROFILE_TRANSFERS", 5)
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    zone_file = PROFILES / "axfr.test.zone"
+    zone_file.write_text(axfr.zone_text(records))
+    kdig = ["kdig", "@127.0.0.1", "-p", "{port}", "+time=60", "AXFR", axfr.ORIGIN]
+    # One shell line: the transfers one after another, their output discarded.
+    load = " ; ".join(" ".join(kdig) + " > /dev/null" for _ in range(transfers))
+    return _under_pyinstrument(
+        [
+            "protocols.dns.cli",
+            "--zone",
+            str(zone_file),
+            "--allow-transfer",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ],
+        r"port (\d+) \(UDP and TCP\)",
+        ["sh", "-c", load],
+        startup=600,
+    )
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("decode", "echo", "dns"):
+    if not argv or argv[0] not in ("decode", "echo", "dns", "axfr"):
         print(__doc__, file=sys.stderr)
         return 2
     kind, rest = argv[0], argv[1:]
@@ -148,6 +180,10 @@ def main(argv: list[str]) -> int:
         chunking = rest[2] if len(rest) > 2 else "64k"
         text = profile_decode(framing, payload, chunking)
         name = f"decode-{framing}-{payload}-{chunking}"
+    elif kind == "axfr":
+        records = int(rest[0]) if rest else 100_000
+        text = profile_axfr(records)
+        name = f"axfr-{records}"
     elif kind == "echo":
         loop = rest[0] if rest else "asyncio"
         text = profile_echo(loop)

@@ -3,11 +3,12 @@
 #
 #   - .venv-bench (never the shared .venv): the project with its `bench` extra
 #     (Twisted, uvloop, dnslib, matplotlib, pyinstrument, trio);
-#   - dnsperf and unbound from Debian when missing (apt-get, as root or with sudo);
+#   - dnsperf, unbound, knotd (knot) and kdig (knot-dnsutils) from Debian when
+#     missing (apt-get, as root or with sudo; a Knot service apt starts is stopped);
 #   - python -m benchmarks: compiles the C reference with cc when there is one,
-#     runs the four parts, writes benchmarks/RESULTS.md, results.json and charts/.
+#     runs the five parts, writes benchmarks/RESULTS.md, results.json and charts/.
 #
-# Environment: BENCH=decode,scaling,echo,dns runs a subset, BENCH_QUICK=1 a short
+# Environment: BENCH=decode,scaling,echo,dns,axfr runs a subset, BENCH_QUICK=1 a short
 # smoke run (both write to benchmarks/.build/partial/, not RESULTS.md); see
 # benchmarks/__main__.py for the rest. PYTHON picks the interpreter (python3).
 set -euo pipefail
@@ -27,7 +28,16 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
     touch "$STAMP"
 fi
 
-if ! command -v dnsperf >/dev/null 2>&1 || ! command -v unbound >/dev/null 2>&1; then
+# command -> the Debian package that provides it.
+declare -A PACKAGE=([dnsperf]=dnsperf [unbound]=unbound [knotd]=knot [kdig]=knot-dnsutils)
+missing=()
+for tool in dnsperf unbound knotd kdig; do
+    # knotd and unbound live in /usr/sbin, outside a normal user's PATH.
+    if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+        missing+=("${PACKAGE[$tool]}")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""
     if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
         SUDO=sudo
@@ -35,12 +45,19 @@ if ! command -v dnsperf >/dev/null 2>&1 || ! command -v unbound >/dev/null 2>&1;
     export DEBIAN_FRONTEND=noninteractive
     if command -v apt-get >/dev/null 2>&1; then
         # Install without a fresh package list first; update only if that fails.
-        $SUDO apt-get install -y -qq dnsperf unbound >/dev/null 2>&1 || {
-            $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dnsperf unbound
-        } || echo "bench: could not install dnsperf/unbound; the DNS part will say so" >&2
+        $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
+            $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
+        } || echo "bench: could not install ${missing[*]}; the DNS and AXFR parts will say so" >&2
+        # On a machine with an init system apt starts the Knot it just installed as
+        # a service (port 53, every address); the benchmark starts its own, on
+        # loopback, from a temporary directory. A Knot that was there before stays.
+        if [[ " ${missing[*]} " == *" knot "* ]]; then
+            $SUDO service knot stop >/dev/null 2>&1 || true
+        fi
     else
-        echo "bench: no apt-get; install dnsperf and unbound for the DNS part" >&2
+        echo "bench: no apt-get; install ${missing[*]} for the DNS and AXFR parts" >&2
     fi
 fi
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 exec "$VENV/bin/python" -m benchmarks

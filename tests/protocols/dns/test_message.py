@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import construct as cs
@@ -29,6 +30,7 @@ from protocols.dns.message import (
     build_message,
     build_messages,
     decode_rdata,
+    encode_rdata,
     parse_message,
 )
 from protocols.dns.names import Name
@@ -126,6 +128,66 @@ def test_every_declaration_has_a_case() -> None:
 def test_declaration_parses_builds_and_compiles(name: str) -> None:
     data, value = STRUCT_CASES[name]
     check_struct(DECLARATIONS[name], data, value)
+
+
+_U16 = st.integers(0, 0xFFFF)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ipv4=st.ip_addresses(v=4),
+    ipv6=st.ip_addresses(v=6),
+    preference=_U16,
+    strings=st.lists(st.binary(max_size=255), min_size=1, max_size=4),
+    srv=st.tuples(_U16, _U16, _U16),
+)
+def test_encode_rdata_writes_what_the_declarations_build(
+    ipv4: ipaddress.IPv4Address,
+    ipv6: ipaddress.IPv6Address,
+    preference: int,
+    strings: list[bytes],
+    srv: tuple[int, int, int],
+) -> None:
+    """The transfer's hot path writes A, AAAA, MX, TXT and SRV without construct: same bytes."""
+    root = b"\x00"
+    priority, weight, port = srv
+    cases = [
+        (A(str(ipv4)), DECLARATIONS["IPV4"].build({"address": ipv4.packed})),
+        (AAAA(str(ipv6)), DECLARATIONS["IPV6"].build({"address": ipv6.packed})),
+        (
+            MX(preference, Name(())),
+            DECLARATIONS["PREFERENCE"].build({"preference": preference}) + root,
+        ),
+        (TXT(tuple(strings)), DECLARATIONS["TXT_STRINGS"].build({"strings": strings})),
+        (
+            SRV(priority, weight, port, Name(())),
+            DECLARATIONS["SRV_FIELDS"].build({"priority": priority, "weight": weight, "port": port})
+            + root,
+        ),
+    ]
+    for rdata, expected in cases:
+        out = bytearray()
+        encode_rdata(rdata, out, None)
+        assert bytes(out) == expected, rdata
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rtype=st.integers(0xFF00, 0xFFFF),
+    rclass=_U16,
+    ttl=st.integers(0, 2**32 - 1),
+    data=st.binary(max_size=300),
+)
+def test_record_fixed_part_is_what_rr_fixed_builds(
+    rtype: int, rclass: int, ttl: int, data: bytes
+) -> None:
+    """A record's type, class, TTL and rdlength are written as the RR_FIXED declaration builds."""
+    record = ResourceRecord(Name(()), Unknown(rtype, data), ttl, rclass)
+    wire = build_message(Message(Header(1, qr=True), (), (record,)))
+    fixed = DECLARATIONS["RR_FIXED"].build(
+        {"rtype": rtype, "rclass": rclass, "ttl": ttl, "rdlength": len(data)}
+    )
+    assert wire[12:] == b"\x00" + fixed + data
 
 
 def _response_with_every_type() -> dns.message.Message:
