@@ -150,7 +150,10 @@ async def _reload_on_hangup(
                 continue
             current = info.zones
             zones = await anyio.to_thread.run_sync(reload_zones, paths, current)
-            changed = info.replace_zones(zones)
+            # The new answer index is built off the event loop: queries are
+            # answered from the old zones until the swap, which is one assignment.
+            prepared = await anyio.to_thread.run_sync(info.prepare, zones)
+            changed = info.replace_zones(zones, prepared=prepared)
             logger.info(
                 "SIGHUP: reloaded %d zone files, %d with a new serial", len(paths), len(changed)
             )

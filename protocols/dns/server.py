@@ -154,7 +154,22 @@ class DNSServerInfo:
         """The zones served now (after any :meth:`replace_zones`)."""
         return self._state().authority.zones
 
-    def replace_zones(self, zones: Sequence[Zone]) -> tuple[Zone, ...]:
+    def prepare(self, zones: Sequence[Zone]) -> Authority:
+        """Build what serving ``zones`` takes, for :meth:`replace_zones`; serves nothing yet.
+
+        The answer index of a large zone takes seconds to build (about 2 s for
+        100,000 records). This touches nothing the server uses, so a reload
+        runs it in a worker thread (``anyio.to_thread.run_sync``) and queries
+        are answered meanwhile.
+
+        Raises:
+            ValueError: no zone, or two with the same origin.
+        """
+        return self._state().authority.with_zones(zones)
+
+    def replace_zones(
+        self, zones: Sequence[Zone], *, prepared: Authority | None = None
+    ) -> tuple[Zone, ...]:
         """Serve ``zones`` from now on, and NOTIFY the secondaries of those that changed.
 
         Queries answered from now on see the new zones; a transfer already
@@ -164,6 +179,8 @@ class DNSServerInfo:
 
         Args:
             zones: every zone to serve (the whole set, not just the changed ones).
+            prepared: what :meth:`prepare` built for ``zones`` (in a worker
+                thread); ``None`` builds it here, on the event loop.
 
         Returns:
             The zones whose serial went up or that are new: those notified.
@@ -173,7 +190,9 @@ class DNSServerInfo:
         """
         serving = self._state()
         old = {zone.origin.key: zone for zone in serving.authority.zones}
-        serving.authority = serving.authority.with_zones(zones)
+        serving.authority = (
+            prepared if prepared is not None else serving.authority.with_zones(zones)
+        )
         changed = tuple(
             zone
             for zone in zones

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,6 +25,8 @@ import dns.rdatatype
 import dns.zone
 import pytest
 
+from protocols.dns.answer import Authority
+from protocols.dns.cli import _reload_on_hangup
 from protocols.dns.client import DNSClient, make_query, open_dns_client
 from protocols.dns.message import (
     SOA,
@@ -40,6 +46,7 @@ from protocols.dns.server import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MESSAGE_TIMEOUT,
     DNSServerInfo,
+    _serial,
     run_dns_server,
     send_notify,
 )
@@ -770,3 +777,33 @@ async def test_transfers_pipelined_beyond_the_queue_are_refused(
                         soas += sum(r.rtype == RecordType.SOA for r in message.answers)
     assert (refused, soas) == (2, 8)
     assert caplog.text.count("too many transfers queued") == 2
+
+
+@pytest.mark.anyio
+async def test_sighup_builds_the_new_zones_index_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 100,000-record zone's index takes seconds to build: a reload builds it in a worker
+    thread, so the loop answers meanwhile (it was built on the loop)."""
+    path = tmp_path / "cmp.test.zone"
+    path.write_text(OPERATOR_ZONE_TEXT)
+    built_on: list[threading.Thread] = []
+    with_zones = Authority.with_zones
+
+    def recording(self: Authority, zones: Any) -> Authority:
+        built_on.append(threading.current_thread())
+        return with_zones(self, zones)
+
+    monkeypatch.setattr(Authority, "with_zones", recording)
+    async with (
+        running(zone=parse_zone(OPERATOR_ZONE_TEXT)) as info,
+        anyio.create_task_group() as tg,
+    ):
+        await tg.start(_reload_on_hangup, info, [str(path)])
+        path.write_text(OPERATOR_ZONE_TEXT.replace("2024060101", "2024060102"))
+        os.kill(os.getpid(), signal.SIGHUP)
+        with anyio.fail_after(TIMEOUT):
+            await until(lambda: _serial(info.zones[0]) == 2024060102)
+        tg.cancel_scope.cancel()
+    assert built_on
+    assert threading.main_thread() not in built_on
