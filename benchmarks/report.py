@@ -79,6 +79,10 @@ def targets(results: Results) -> list[dict[str, Any]]:
         out += _echo_targets(results["echo"]["rows"])
     if results.get("dns") and results["dns"]["rows"]:
         out += _dns_targets(results["dns"]["rows"])
+    if results.get("scale"):
+        from benchmarks.scale import targets as scale_targets
+
+        out += scale_targets(results["scale"])
     return out
 
 
@@ -220,6 +224,10 @@ def markdown(results: Results, charts: dict[str, str]) -> str:
         lines += _echo_md(results["echo"], charts.get("echo"), m)
     if "dns" in results:
         lines += _dns_md(results["dns"], charts.get("dns"))
+    if "scale" in results:
+        from benchmarks.scale import markdown as scale_md
+
+        lines += scale_md(results["scale"], charts.get("scale"))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -235,7 +243,7 @@ def _targets_md(results: Results) -> list[str]:
     if not rows:
         return []
     return [
-        "## Targets (issue 6), from this run",
+        "## Targets (issues 6 and 14), from this run",
         "",
         *_table(["target", "measured", "verdict"], rows),
     ]
@@ -514,6 +522,7 @@ def charts(results: Results, directory: Path, link_base: str) -> dict[str, str]:
         ("scaling", _chart_scaling),
         ("echo", _chart_echo),
         ("dns", _chart_dns),
+        ("scale", _chart_scale),
     ):
         if section in results and results[section]["rows"]:
             fig = draw(plt, results[section]["rows"])
@@ -620,6 +629,12 @@ def _chart_dns(plt: Any, rows: list[dict[str, Any]]) -> Any:
     ax.set_xlabel("queries/s (dnsperf; log scale)")
     ax.set_title("DNS (higher is better; ours in blue)")
     return fig
+
+
+def _chart_scale(plt: Any, rows: list[dict[str, Any]]) -> Any:
+    from benchmarks.scale import chart
+
+    return chart(plt, rows)
 
 
 def main(argv: list[str]) -> int:

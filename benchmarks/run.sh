@@ -3,11 +3,11 @@
 #
 #   - .venv-bench (never the shared .venv): the project with its `bench` extra
 #     (Twisted, uvloop, dnslib, matplotlib, pyinstrument, trio);
-#   - dnsperf and unbound from Debian when missing (apt-get, as root or with sudo);
+#   - dnsperf, unbound and haproxy from Debian when missing (apt-get, as root or with sudo);
 #   - python -m benchmarks: compiles the C reference with cc when there is one,
 #     runs the four parts, writes benchmarks/RESULTS.md, results.json and charts/.
 #
-# Environment: BENCH=decode,scaling,echo,dns runs a subset, BENCH_QUICK=1 a short
+# Environment: BENCH=decode,scaling,echo,dns,scale runs a subset, BENCH_QUICK=1 a short
 # smoke run (both write to benchmarks/.build/partial/, not RESULTS.md); see
 # benchmarks/__main__.py for the rest. PYTHON picks the interpreter (python3).
 set -euo pipefail
@@ -41,6 +41,17 @@ if ! command -v dnsperf >/dev/null 2>&1 || ! command -v unbound >/dev/null 2>&1;
     else
         echo "bench: no apt-get; install dnsperf and unbound for the DNS part" >&2
     fi
+fi
+
+# BENCH=scale puts HAProxy in front of the echo servers (PROXY v2).
+if ! command -v haproxy >/dev/null 2>&1 && [ -x "$(command -v apt-get)" ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
+        SUDO=sudo
+    fi
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy >/dev/null 2>&1 || {
+        $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy
+    } || echo "bench: could not install haproxy; the HAProxy runs will say so" >&2
 fi
 
 exec "$VENV/bin/python" -m benchmarks
