@@ -361,6 +361,11 @@ def lost(done: subprocess.CompletedProcess[str]) -> tuple[int, int]:
     return int(sent.group(1)), int(missing.group(1))
 
 
+# UDP only. Over TCP, dnsdist 1.7 closes a client's connection when the backend
+# its queries went to is killed (for Knot's pair as for ours, without PROXY as
+# with it), and dnsperf 2.x then sometimes gives up ("failed to receive packet:
+# Bad file descriptor", exit 1; once in six tries here): the run would measure
+# dnsperf's reconnection, not the backends.
 def test_failover_loses_no_more_than_knot_behind_the_same_dnsdist(tmp_path: Path) -> None:
     """Kill one backend by pid mid-run and restart it: ours loses no more than Knot's pair.
 
@@ -409,7 +414,7 @@ def test_failover_loses_no_more_than_knot_behind_the_same_dnsdist(tmp_path: Path
         results = {}
         for kind, load in loads.items():
             out, err = load.communicate(timeout=LENGTH + TIMEOUT)
-            assert load.returncode == 0, err
+            assert load.returncode == 0, (kind, out, err)
             results[kind] = lost(subprocess.CompletedProcess(load.args, 0, out, err))
         for backend in (pairs["knot"][0], pairs["ours"][0]):
             backend.wait_serving()  # both came back
