@@ -1,11 +1,12 @@
 """Run the benchmarks: ``python -m benchmarks`` (what ``make bench`` runs after its setup).
 
 Environment:
-    BENCH=decode,scaling,echo,dns,axfr   the sections to run (default: all five)
+    BENCH=decode,scaling,echo,dns,axfr,scale   the sections to run (default: all six)
     BENCH_QUICK=1                   smaller streams and shorter runs (a smoke test)
     BENCH_REPEATS=N                 decode repeats (best of N; default 3)
     BENCH_ECHO_SECONDS, BENCH_DNS_SECONDS   measured seconds per server (default 5)
     BENCH_AXFR_RECORDS, BENCH_AXFR_PASSES   the AXFR zone's size (100000), timed passes (5)
+    BENCH_SCALE_SECONDS, BENCH_SCALE_PASSES  the same for the scale section (default 4 s, 2)
     BENCH_OUT=DIR                   where RESULTS.md, results.json and charts/ go
     BENCH_NOTE=TEXT                 a sentence for RESULTS.md (such as why a run is preliminary)
 
@@ -60,10 +61,14 @@ def main() -> int:
             from benchmarks.dns import run_dns
 
             results["dns"] = run_dns()
-        else:
+        elif section == "axfr":
             from benchmarks.axfr import run_axfr
 
             results["axfr"] = run_axfr()
+        elif section == "scale":
+            from benchmarks.scale import run_scale
+
+            results["scale"] = run_scale()
         log(f"== {section} took {results[section]['seconds']:.0f} s")
     results["seconds"] = time.monotonic() - started
     results["load_after"] = load()

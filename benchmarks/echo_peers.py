@@ -12,6 +12,9 @@ application that looks at its messages would (none just copies the bytes back):
 - ``twisted``: an ``Int16StringReceiver`` whose ``stringReceived`` calls
   ``sendString`` (Twisted joins the writes of one read); TCP_NODELAY on, as
   asyncio and anyio set it by default.
+- ``asyncio-protocol-proxy``: the same Protocol behind HAProxy's ``send-proxy-v2``
+  (``BENCH=scale``): it skips the PROXY header (v2, or v1) at the start of each
+  connection, trusting it unread, as the least a PROXY-aware server must do.
 - ``asyncio-streams``: ``readexactly`` the header, ``readexactly`` the body,
   ``write`` + ``drain`` per message.
 - ``anyio-natural``: anyio on asyncio, ``BufferedByteReceiveStream.receive_exactly``
@@ -62,9 +65,46 @@ class EchoProtocol(asyncio.Protocol):
             self.transport.write(b"".join(replies))
 
 
-async def serve_protocol() -> None:
+#: The 12 bytes that open a PROXY v2 header; then version and command, family,
+#: and a 2-byte length of the addresses and TLVs that follow.
+PROXY_V2 = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+class ProxiedEchoProtocol(EchoProtocol):
+    """Skips the PROXY header that opens the connection, then echoes as EchoProtocol."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head: bytearray | None = bytearray()  # None once the header is skipped
+
+    def data_received(self, data: bytes) -> None:
+        head = self.head
+        if head is None:
+            super().data_received(data)
+            return
+        head += data
+        if head.startswith(PROXY_V2):
+            if len(head) < 16:
+                return
+            end = 16 + (head[14] << 8 | head[15])
+        elif head.startswith(b"PROXY "):
+            end = head.find(b"\r\n") + 2
+            if end == 1:
+                return
+        elif len(head) < 12 and (PROXY_V2.startswith(head) or b"PROXY ".startswith(head[:6])):
+            return
+        else:
+            end = 0  # no header
+        if len(head) < end:
+            return
+        self.head = None
+        if len(head) > end:
+            super().data_received(bytes(head[end:]))
+
+
+async def serve_protocol(factory: type[EchoProtocol] = EchoProtocol) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(EchoProtocol, HOST, 0)
+    server = await loop.create_server(factory, HOST, 0)
     announce(server.sockets[0].getsockname()[1])
     await server.serve_forever()
 
@@ -135,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=[
             "asyncio-protocol",
             "uvloop-protocol",
+            "asyncio-protocol-proxy",
             "twisted",
             "asyncio-streams",
             "anyio-natural",
@@ -147,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         uvloop.run(serve_protocol())
+    elif args.kind == "asyncio-protocol-proxy":
+        asyncio.run(serve_protocol(ProxiedEchoProtocol))
     elif args.kind == "asyncio-streams":
         asyncio.run(serve_streams())
     elif args.kind == "anyio-natural":

@@ -81,6 +81,10 @@ def targets(results: Results) -> list[dict[str, Any]]:
         out += _dns_targets(results["dns"]["rows"])
     if results.get("axfr") and results["axfr"]["rows"]:
         out += _axfr_targets(results["axfr"])
+    if results.get("scale"):
+        from benchmarks.scale import targets as scale_targets
+
+        out += scale_targets(results["scale"])
     return out
 
 
@@ -273,6 +277,10 @@ def markdown(results: Results, charts: dict[str, str]) -> str:
         lines += _dns_md(results["dns"], charts.get("dns"))
     if "axfr" in results:
         lines += _axfr_md(results["axfr"], charts.get("axfr"))
+    if "scale" in results:
+        from benchmarks.scale import markdown as scale_md
+
+        lines += scale_md(results["scale"], charts.get("scale"))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -288,7 +296,7 @@ def _targets_md(results: Results) -> list[str]:
     if not rows:
         return []
     return [
-        "## Targets (issues 6 and 13), from this run",
+        "## Targets (issues 6, 13 and 14), from this run",
         "",
         *_table(["target", "measured", "verdict"], rows),
     ]
@@ -644,6 +652,7 @@ def charts(results: Results, directory: Path, link_base: str) -> dict[str, str]:
         ("echo", _chart_echo),
         ("dns", _chart_dns),
         ("axfr", _chart_axfr),
+        ("scale", _chart_scale),
     ):
         if section in results and results[section]["rows"]:
             fig = draw(plt, results[section]["rows"])
@@ -763,6 +772,12 @@ def _chart_axfr(plt: Any, rows: list[dict[str, Any]]) -> Any:
     ax.set_xlabel("seconds, median kdig AXFR (lower is better)")
     ax.set_title("AXFR of the generated zone (ours in blue)")
     return fig
+
+
+def _chart_scale(plt: Any, rows: list[dict[str, Any]]) -> Any:
+    from benchmarks.scale import chart
+
+    return chart(plt, rows)
 
 
 def main(argv: list[str]) -> int:

@@ -3,12 +3,12 @@
 #
 #   - .venv-bench (never the shared .venv): the project with its `bench` extra
 #     (Twisted, uvloop, dnslib, matplotlib, pyinstrument, trio);
-#   - dnsperf, unbound, knotd (knot) and kdig (knot-dnsutils) from Debian when
-#     missing (apt-get, as root or with sudo; a Knot service apt starts is stopped);
+#   - dnsperf, unbound, haproxy, knotd (knot) and kdig (knot-dnsutils) from Debian
+#     when missing (apt-get, as root or with sudo; a Knot service apt starts is stopped);
 #   - python -m benchmarks: compiles the C reference with cc when there is one,
 #     runs the five parts, writes benchmarks/RESULTS.md, results.json and charts/.
 #
-# Environment: BENCH=decode,scaling,echo,dns,axfr runs a subset, BENCH_QUICK=1 a short
+# Environment: BENCH=decode,scaling,echo,dns,axfr,scale runs a subset, BENCH_QUICK=1 a short
 # smoke run (both write to benchmarks/.build/partial/, not RESULTS.md); see
 # benchmarks/__main__.py for the rest. PYTHON picks the interpreter (python3).
 set -euo pipefail
@@ -29,10 +29,10 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
 fi
 
 # command -> the Debian package that provides it.
-declare -A PACKAGE=([dnsperf]=dnsperf [unbound]=unbound [knotd]=knot [kdig]=knot-dnsutils)
+declare -A PACKAGE=([dnsperf]=dnsperf [unbound]=unbound [knotd]=knot [kdig]=knot-dnsutils [haproxy]=haproxy)
 missing=()
-for tool in dnsperf unbound knotd kdig; do
-    # knotd and unbound live in /usr/sbin, outside a normal user's PATH.
+for tool in dnsperf unbound knotd kdig haproxy; do
+    # knotd, unbound and haproxy live in /usr/sbin, outside a normal user's PATH.
     if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
         missing+=("${PACKAGE[$tool]}")
     fi
@@ -47,7 +47,7 @@ if [ ${#missing[@]} -gt 0 ]; then
         # Install without a fresh package list first; update only if that fails.
         $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
             $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${missing[@]}"
-        } || echo "bench: could not install ${missing[*]}; the DNS and AXFR parts will say so" >&2
+        } || echo "bench: could not install ${missing[*]}; the DNS, AXFR and scale parts will say so" >&2
         # On a machine with an init system apt starts the Knot it just installed as
         # a service (port 53, every address); the benchmark starts its own, on
         # loopback, from a temporary directory. A Knot that was there before stays.
@@ -55,7 +55,7 @@ if [ ${#missing[@]} -gt 0 ]; then
             $SUDO service knot stop >/dev/null 2>&1 || true
         fi
     else
-        echo "bench: no apt-get; install ${missing[*]} for the DNS and AXFR parts" >&2
+        echo "bench: no apt-get; install ${missing[*]} for the DNS, AXFR and scale parts" >&2
     fi
 fi
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
