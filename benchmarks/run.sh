@@ -5,9 +5,9 @@
 #     (Twisted, uvloop, dnslib, matplotlib, pyinstrument, trio);
 #   - dnsperf and unbound from Debian when missing (apt-get, as root or with sudo);
 #   - python -m benchmarks: compiles the C reference with cc when there is one,
-#     runs the four parts, writes benchmarks/RESULTS.md, results.json and charts/.
+#     runs the five parts, writes benchmarks/RESULTS.md, results.json and charts/.
 #
-# Environment: BENCH=decode,scaling,echo,dns runs a subset, BENCH_QUICK=1 a short
+# Environment: BENCH=decode,scaling,echo,dns,conns runs a subset, BENCH_QUICK=1 a short
 # smoke run (both write to benchmarks/.build/partial/, not RESULTS.md); see
 # benchmarks/__main__.py for the rest. PYTHON picks the interpreter (python3).
 set -euo pipefail
