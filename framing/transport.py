@@ -190,13 +190,6 @@ class _Protocol(asyncio.BufferedProtocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait_readable(self) -> None:
-        waiter = self.read_waiter = asyncio.get_running_loop().create_future()
-        try:
-            await waiter
-        finally:
-            self.read_waiter = None
-
     async def wait_writable(self) -> None:
         waiter = self.write_waiter = asyncio.get_running_loop().create_future()
         try:
@@ -268,7 +261,13 @@ class AsyncioSocketStream(ByteStream):
                 # Nothing queued: reading resumes (it pauses only at READ_AHEAD).
                 self._loop_transport.resume_reading()
                 self._unyielded = 0
-                await protocol.wait_readable()
+                # Waits here, not in a method of the protocol: one coroutine frame
+                # fewer held by every idle connection.
+                waiter = protocol.read_waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await waiter
+                finally:
+                    protocol.read_waiter = None
             chunk = chunks.popleft()
             if len(chunk) > max_bytes:
                 chunks.appendleft(chunk[max_bytes:])
