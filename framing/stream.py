@@ -421,21 +421,8 @@ class FramedStream(ObjectStream[T], Generic[T]):
             self._reading = True
             self._wait_started = time.monotonic()  # cheaper than anyio's clock, per read
             try:
-                if not timed:
-                    chunk = await receive(size)
-                elif (
-                    self.idle_timeout is None
-                    and self._drain_socket is not None
-                    and not framer.buffered
-                ):
-                    # _read_timed's first case, inlined: a server's wait between
-                    # messages with no idle timer (drain wakes it through the
-                    # socket). Saves a coroutine frame per idle connection.
-                    if self._draining:
-                        raise EndOfStream
-                    chunk = await receive(size)
-                else:
-                    chunk = await self._read_timed()
+                untimed = not timed or self._untimed()
+                chunk = await receive(size) if untimed else await self._read_timed()
             except EndOfStream:
                 self._reading = False
                 return self._end_of_stream(limit)
@@ -449,6 +436,22 @@ class FramedStream(ObjectStream[T], Generic[T]):
             messages = self._feed(chunk, limit)
             if messages:
                 return messages
+
+    def _untimed(self) -> bool:
+        """Whether a read needs neither timer nor scope (``_read_timed``'s first case).
+
+        A server's wait between messages with no idle timer, which a drain wakes
+        through the socket. Decided here and awaited in ``_next``: one coroutine
+        frame fewer held by every idle connection.
+
+        Raises:
+            EndOfStream: draining, with nothing of a message held.
+        """
+        if self.idle_timeout is not None or self._drain_socket is None or self.framer.buffered:
+            return False
+        if self._draining:
+            raise EndOfStream
+        return True
 
     async def _read_timed(self) -> bytes:
         """Read one chunk under the timeouts that apply, and a drain's wake-up."""
