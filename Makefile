@@ -49,7 +49,7 @@ mutation: $(STAMP)
 	$(BIN)/mutmut run --max-children 2; $(BIN)/mutmut results
 
 # make bench: benchmarks against the peers in their own .venv-bench;
-# BENCH=decode,scaling,echo,dns,axfr runs a subset (see benchmarks/README.md).
+# BENCH=decode,scaling,echo,dns,axfr,scale,conns runs a subset (see benchmarks/README.md).
 bench:
 	PYTHON=$(PYTHON) bash benchmarks/run.sh
 

@@ -1,7 +1,7 @@
 """Run the benchmarks: ``python -m benchmarks`` (what ``make bench`` runs after its setup).
 
 Environment:
-    BENCH=decode,scaling,echo,dns,axfr,scale   the sections to run (default: all six)
+    BENCH=decode,scaling,echo,dns,axfr,scale,conns   the sections to run (default: all seven)
     BENCH_QUICK=1                   smaller streams and shorter runs (a smoke test)
     BENCH_REPEATS=N                 decode repeats (best of N; default 3)
     BENCH_ECHO_SECONDS, BENCH_DNS_SECONDS   measured seconds per server (default 5)
@@ -57,6 +57,10 @@ def main() -> int:
             from benchmarks.echo import run_echo
 
             results["echo"] = run_echo()
+        elif section == "conns":
+            from benchmarks.conns import run_conns
+
+            results["conns"] = run_conns()
         elif section == "dns":
             from benchmarks.dns import run_dns
 

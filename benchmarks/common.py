@@ -22,7 +22,7 @@ ROOT = HERE.parent
 BUILD = HERE / ".build"
 
 #: The sections, in the order a full run does them.
-SECTIONS = ("decode", "scaling", "echo", "dns", "axfr", "scale")
+SECTIONS = ("decode", "scaling", "echo", "dns", "axfr", "scale", "conns")
 
 
 def env_int(name: str, default: int) -> int:

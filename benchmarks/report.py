@@ -85,6 +85,8 @@ def targets(results: Results) -> list[dict[str, Any]]:
         from benchmarks.scale import targets as scale_targets
 
         out += scale_targets(results["scale"])
+    if results.get("conns") and results["conns"]["rows"]:
+        out += _conns_targets(results["conns"])
     return out
 
 
@@ -243,6 +245,57 @@ def _axfr_targets(axfr: Results) -> list[dict[str, Any]]:
 # -- markdown ------------------------------------------------------------------------------------
 
 
+def _at_most(name: str, ratio: float | None, limit: float, where: str) -> dict[str, Any]:
+    return {
+        "target": name,
+        "need": limit,
+        "ratio": ratio,
+        "met": None if ratio is None else ratio <= limit,
+        "where": where,
+    }
+
+
+def _conns_targets(conns: Results) -> list[dict[str, Any]]:
+    rows = [r for r in conns["rows"] if r.get("verified")]
+    most = max((r["count"] for r in rows), default=0)
+    at = {r["server"]: r for r in rows if r["count"] == most}
+    churn = {r["server"]: r for r in conns.get("churn", []) if r.get("verified")}
+
+    def field(table: dict[str, dict[str, Any]], key: str, name: str) -> float | None:
+        row = table.get(key)
+        return None if row is None else float(row[name])
+
+    return [
+        _at_most(
+            "memory per idle connection <= 3x Twisted's",
+            _ratio(field(at, "ours-asyncio", "kib_per_conn"), field(at, "twisted", "kib_per_conn")),
+            3.0,
+            f"ours on asyncio, {most} connections",
+        ),
+        _target(
+            "accept-echo-close rate >= 0.5x uvloop Protocol",
+            _ratio(
+                field(churn, "ours-uvloop", "conns_per_s"),
+                field(churn, "uvloop-protocol", "conns_per_s"),
+            ),
+            0.5,
+            "ours on uvloop, 16 clients",
+        ),
+        _at_most(
+            "teardown CPU <= 2x asyncio Protocol's",
+            _ratio(
+                field(at, "ours-asyncio", "teardown_cpu_s"),
+                field(at, "asyncio-protocol", "teardown_cpu_s"),
+            ),
+            2.0,
+            f"ours on asyncio, {most} connections",
+        ),
+    ]
+
+
+# -- markdown ------------------------------------------------------------------------------------
+
+
 def markdown(results: Results, charts: dict[str, str]) -> str:
     m = results["machine"]
     lines = [
@@ -281,6 +334,8 @@ def markdown(results: Results, charts: dict[str, str]) -> str:
         from benchmarks.scale import markdown as scale_md
 
         lines += scale_md(results["scale"], charts.get("scale"))
+    if "conns" in results:
+        lines += _conns_md(results["conns"], charts.get("conns"))
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -296,7 +351,7 @@ def _targets_md(results: Results) -> list[str]:
     if not rows:
         return []
     return [
-        "## Targets (issues 6, 13 and 14), from this run",
+        "## Targets (issues 6, 13, 14 and 15), from this run",
         "",
         *_table(["target", "measured", "verdict"], rows),
     ]
@@ -635,6 +690,88 @@ def _notes(section: Results) -> list[str]:
 # -- charts --------------------------------------------------------------------------------------
 
 
+def _conns_md(conns: Results, chart: str | None) -> list[str]:
+    s = conns["settings"]
+    lines = [
+        "## 7. Cost per connection",
+        "",
+        "Idle: against a fresh server for each count, the load generator "
+        "(`benchmarks/connload.py`, uvloop, a separate process) opens the connections "
+        f"{s['window']} at a time from {s['sources']} source addresses in 127.0.0.0/8; each "
+        "echoes one 64-byte length:2 message (so the server has accepted and served it), "
+        "then stays open and silent. KiB per connection is the growth of the server's "
+        "resident memory over the count; open rate counts connections opened and echoed "
+        f"once; then one extra connection echoes {s['rounds']} messages one at a time "
+        "(p50 and p99 of the round trip); every idle connection must still be open; "
+        "then all are closed at once and the server's CPU time is counted until it "
+        "holds no more descriptors than before (teardown). The soft limit on open "
+        f"descriptors is raised to the hard limit ({s['nofile']}), which caps the "
+        "largest count. Churn: "
+        f"{s['clients']} clients, each in a loop of connect, echo one message, close, for "
+        f"{s['duration']:g} s after {s['warmup']:g} s of warm-up; the load generator "
+        "shares the cores and is often the bottleneck, so the server's CPU per "
+        "connection is the fairer comparison.",
+        "",
+    ]
+    if chart:
+        lines += [f"![conns]({chart})", ""]
+    body = []
+    for r in conns["rows"]:
+        body.append(
+            [
+                r["label"],
+                str(r["count"]),
+                f"{r['kib_per_conn']:.2f}",
+                _rate(r["open_per_s"]),
+                f"{r['open_cpu_us']:.0f}",
+                f"{r['p50_us']:.0f}",
+                f"{r['p99_us']:.0f}",
+                f"{r['teardown_cpu_s']:.2f}",
+                "yes" if r["verified"] else "**NO**",
+            ]
+        )
+    lines += _table(
+        [
+            "server",
+            "connections",
+            "KiB per connection",
+            "opened/s",
+            "server CPU µs per open",
+            "extra echo p50 µs",
+            "p99 µs",
+            "teardown CPU s",
+            "verified",
+        ],
+        body,
+    )
+    churn = conns.get("churn", [])
+    if churn:
+        best = {r["server"]: r["conns_per_s"] for r in churn}
+        lines += _table(
+            [
+                "server",
+                "accept-echo-close/s",
+                "server CPU µs per connection",
+                "server CPU",
+                "ours (uvloop) ÷",
+                "verified",
+            ],
+            [
+                [
+                    r["label"],
+                    _rate(r["conns_per_s"]),
+                    f"{r['server_cpu_us_per_conn']:.0f}",
+                    f"{r['server_cpu']:.0%}",
+                    _x(_ratio(best.get("ours-uvloop"), r["conns_per_s"])),
+                    "yes" if r["verified"] else "**NO**",
+                ]
+                for r in churn
+            ],
+        )
+    lines += _notes(conns)
+    return lines
+
+
 def charts(results: Results, directory: Path, link_base: str) -> dict[str, str]:
     """Draw one PNG per benchmark present; return {section: relative path for markdown}."""
     try:
@@ -653,6 +790,7 @@ def charts(results: Results, directory: Path, link_base: str) -> dict[str, str]:
         ("dns", _chart_dns),
         ("axfr", _chart_axfr),
         ("scale", _chart_scale),
+        ("conns", _chart_conns),
     ):
         if section in results and results[section]["rows"]:
             fig = draw(plt, results[section]["rows"])
@@ -791,3 +929,31 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def _chart_conns(plt: Any, rows: list[dict[str, Any]]) -> Any:
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+    keys = list(dict.fromkeys(r["server"] for r in rows))
+    labels = {r["server"]: r["label"] for r in rows}
+    for ax, field, title in zip(
+        axes,
+        ("kib_per_conn", "open_per_s", "p99_us"),
+        ("KiB per idle connection (lower is better)", "connections opened/s", "extra echo p99 µs"),
+        strict=True,
+    ):
+        for key in keys:
+            pts = sorted((r["count"], r[field]) for r in rows if r["server"] == key)
+            ax.plot(
+                [p[0] for p in pts],
+                [p[1] for p in pts],
+                marker="o",
+                linestyle="-" if key.startswith("ours") else "--",
+                label=labels[key],
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("idle connections")
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Cost per connection (ours solid, peers dashed)")
+    return fig

@@ -8,7 +8,7 @@
 #   - python -m benchmarks: compiles the C reference with cc when there is one,
 #     runs the five parts, writes benchmarks/RESULTS.md, results.json and charts/.
 #
-# Environment: BENCH=decode,scaling,echo,dns,axfr,scale runs a subset, BENCH_QUICK=1 a short
+# Environment: BENCH=decode,scaling,echo,dns,axfr,scale,conns runs a subset, BENCH_QUICK=1 a short
 # smoke run (both write to benchmarks/.build/partial/, not RESULTS.md); see
 # benchmarks/__main__.py for the rest. PYTHON picks the interpreter (python3).
 set -euo pipefail

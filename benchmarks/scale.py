@@ -434,7 +434,7 @@ def markdown(scale: dict[str, Any], chart: str | None) -> list[str]:
     s = scale.get("settings", {})
     rows = scale["rows"]
     lines = [
-        "## 5. Workers and HAProxy (issue 14)",
+        "## 6. Workers and HAProxy (issue 14)",
         "",
         f"{s.get('duration', 0):g} s per run, {s.get('passes', 1)} pass(es) in alternating "
         "order, the best of each shown. **CPU-s/M** is the CPU seconds the server spent "

@@ -262,6 +262,20 @@ class _Connection:
         self.shed = False
 
 
+def _closed_at_once(resource: anyio.abc.AsyncResource) -> bool:
+    """Whether ``resource`` is a stream its handler closed, over our asyncio transport.
+
+    That transport closes without waiting (what is unsent lingers on its own, see
+    :data:`framing.transport.CLOSE_LINGER`), so closing it again would only cost
+    two cancel scopes and a turn of the loop per connection.
+    """
+    return (
+        isinstance(resource, FramedStream)
+        and resource._is_closed  # our own class, in this package
+        and isinstance(resource.transport_stream, transport.AsyncioSocketStream)
+    )
+
+
 def _peer_of(stream: ByteStream) -> tuple[str, str | None]:
     """Return the peer as text for logs, and its address (``None`` on Unix sockets)."""
     try:
@@ -659,7 +673,7 @@ class _Server:
             except Exception as exc:
                 self.report(peer, exc)
             finally:
-                if resource is not None:
+                if resource is not None and not _closed_at_once(resource):
                     await self.close(resource)
                 self.retire(connection)
 

@@ -40,6 +40,7 @@ A session, as in the chapter::
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -344,6 +345,11 @@ def _main(args: argparse.Namespace) -> int:
             error(str(exc))
             return exc.status
     _show_server_log(quiet=args.quiet)
+    # What is loaded by now (modules, classes, functions) lives as long as the
+    # process: move it out of the collector's reach, so that its full passes,
+    # which a server's growing connection table triggers, do not revisit it.
+    gc.collect()
+    gc.freeze()
     return run(partial(serve_echo, **options), loop=args.loop)
 
 
