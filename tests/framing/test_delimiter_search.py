@@ -170,7 +170,7 @@ class RecordingBuffer(bytearray):
         super().__init__(data)
         self.searches: list[tuple[bytes, int]] = []
 
-    def find(self, sub: object, start: object = None, *args: object) -> int:  # type: ignore[override]
+    def find(self, sub: object, start: object = None, *args: object) -> int:
         assert isinstance(sub, bytes)
         assert isinstance(start, int)
         self.searches.append((sub, start))
