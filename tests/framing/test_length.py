@@ -1092,3 +1092,23 @@ def test_feed_early_check_runs_on_the_frame_after_one_finished_across_chunks() -
         framer.feed(b"okay\x02xx")
     assert info.value.messages == [b"okay"]
     assert checked == [b"\x04o", b"\x02x"]
+
+
+def test_feed_after_a_limited_feed_reads_the_next_varint_header_whole() -> None:
+    """Frames a ``limit`` left held are parsed, then the next chunk is parsed as it came.
+
+    The chunk's varint header is whole, so the error gives its exact size, not
+    the "at least" of a header still arriving. Found by a mutant (in
+    ``_resume``) that, after the held frames, fed the chunk's first bytes into
+    the buffer and judged the varint before its last byte; a differential run
+    against the original found it after the run had counted it as surviving.
+    """
+    framer = LengthPrefixed("varint", max_size=200)
+    assert framer.feed(b"\x00", limit=0) == []
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\xff\xff\x00")
+    assert str(info.value) == (
+        "LengthPrefixed(width='varint', max_size=200): frame of 16383 bytes is over the "
+        "limit of 200 bytes"
+    )
+    assert (info.value.size, info.value.limit, info.value.messages) == (16383, 200, [b""])
