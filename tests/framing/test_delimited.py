@@ -146,6 +146,19 @@ def test_encode_refuses_message_with_delimiter() -> None:
     assert not isinstance(info.value, FramingError)
 
 
+def test_encode_refuses_a_message_that_ends_with_the_delimiter() -> None:
+    """A delimiter ending at the message's last byte is in it, not formed with the one appended.
+
+    Found by a mutant that told it the other way (``end < len(msg)``).
+    """
+    with pytest.raises(EncodeError) as info:
+        Delimited().encode(b"ab\n")
+    assert str(info.value) == (
+        "Delimited(): cannot encode a message of 3 bytes: it contains the delimiter "
+        "b'\\n' at offset 2, so it would not decode as sent"
+    )
+
+
 def test_encode_refuses_message_that_runs_into_the_delimiter() -> None:
     # b"xa" + b"aa" = b"xaaa": b"aa" would end at byte 3 and deliver b"x".
     with pytest.raises(EncodeError, match=r"its last 1 byte\(s\) and the b'aa' appended form"):
@@ -1111,6 +1124,19 @@ def test_detach_resets_the_early_check() -> None:
     assert framer.detach() == b"ab"
     with pytest.raises(MalformedFrame):
         framer.feed(b"xy\n")
+
+
+def test_detach_then_a_short_record_is_found_from_its_start() -> None:
+    """After detach the search starts afresh, not where it stopped in the bytes detached.
+
+    Found by a mutant that left the framer marked as mid-search after detach:
+    ``abc`` searched in full, then ``d\\n`` (shorter) was searched from offset 3.
+    """
+    framer = Delimited(check=reject_x, check_size=1)
+    assert framer.feed(b"abc") == []
+    assert framer.detach() == b"abc"
+    assert framer.feed(b"d\n") == [b"d"]
+    assert framer.buffered == 0
 
 
 def test_detach_inside_a_skip_ends_the_skip() -> None:

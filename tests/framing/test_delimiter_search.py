@@ -161,3 +161,120 @@ def test_find_matches_the_rule_however_the_buffer_grows(
         expected.append((end, length))
         start = end
     assert got == expected
+
+
+class RecordingBuffer(bytearray):
+    """A buffer that records every search made in it: ``(delimiter, start)``."""
+
+    def __init__(self, data: bytes = b"") -> None:
+        super().__init__(data)
+        self.searches: list[tuple[bytes, int]] = []
+
+    def find(self, sub: object, start: object = None, *args: object) -> int:
+        assert isinstance(sub, bytes)
+        assert isinstance(start, int)
+        self.searches.append((sub, start))
+        return super().find(sub, start)
+
+
+@pytest.mark.parametrize(
+    ("delims", "expected"),
+    [
+        # abc\r searched from 0; then \r\n resumes at 4 - 2 + 1 = 3, ; at 4 - 1 + 1 = 4.
+        ((b"\r\n",), [(b"\r\n", 0), (b"\r\n", 3)]),
+        ((b"\r\n", b";"), [(b"\r\n", 0), (b";", 0), (b"\r\n", 3), (b";", 4)]),
+        ((b"\n", b"\r\n"), [(b"\n", 0), (b"\n", 4)]),
+    ],
+)
+def test_find_resumes_where_the_last_search_stopped(
+    delims: tuple[bytes, ...], expected: list[tuple[bytes, int]]
+) -> None:
+    """Each byte is searched about once per delimiter: a search resumes, it does not restart.
+
+    Found by mutants that resumed earlier (quadratic on a record fed byte by byte).
+    """
+    search = delimiter_search(delims)
+    buf = RecordingBuffer(b"abc\r")
+    assert search.find(buf, 0) == (-1, 0)
+    buf += b"\n"
+    assert search.find(buf, 0) == (5, 2)
+    assert buf.searches == expected
+
+
+@pytest.mark.parametrize(
+    ("delims", "expected"),
+    [
+        ((b"--END--",), [(b"--END--", 1)]),  # 7 held - 7 + 1
+        ((b"--END--", b";"), [(b"--END--", 1), (b";", 7)]),
+    ],
+)
+def test_restart_resumes_exactly_at_the_last_bytes_held(
+    delims: tuple[bytes, ...], expected: list[tuple[bytes, int]]
+) -> None:
+    """After ``restart(7)``, ``--END--`` can only start at 1 or later, ``;`` at 7."""
+    search = delimiter_search(delims)
+    buf = RecordingBuffer(b"abc--EN")
+    search.restart(len(buf))
+    buf += b"D--"
+    assert search.find(buf, 0) == (10, 7)
+    assert buf.searches == expected
+
+
+@pytest.mark.parametrize(
+    ("delims", "expected"),
+    [
+        # b"ab\ncd" searched: the next search resumes at 5 - len + 1, then 3 bytes go.
+        ((b"\n",), [(b"\n", 0), (b"\n", 3), (b"\n", 2)]),
+        ((b"\n", b"\r\n"), [(b"\n", 0), (b"\n", 3), (b"\n", 2)]),
+        (
+            (b"\n", b";"),
+            [(b"\n", 0), (b";", 0), (b"\n", 3), (b";", 5), (b"\n", 2), (b";", 2)],
+        ),
+    ],
+)
+def test_consumed_keeps_the_resume_point(
+    delims: tuple[bytes, ...], expected: list[tuple[bytes, int]]
+) -> None:
+    r"""The owner removes a delivered record: the search resumes where it stopped, shifted.
+
+    ``ab\n`` is a record, ``cd`` searched in full; after ``consumed(3)`` the
+    next search starts at 2 (``cd``'s end), not at 0 and not past the ``\n``
+    that arrives next.
+    """
+    search = delimiter_search(delims)
+    buf = RecordingBuffer(b"ab\ncd")
+    assert search.find(buf, 0) == (3, 1)
+    assert search.find(buf, 3) == (-1, 0)
+    del buf[:3]
+    search.consumed(3)
+    buf += b"\n"
+    assert search.find(buf, 0) == (3, 1)
+    assert buf.searches == expected
+
+
+def test_consumed_after_a_skip_finds_the_next_delimiter() -> None:
+    r"""The owner may drop bytes of the record it is reading (a skip): the next ``\n`` is found."""
+    for delims in [(b"\n",), (b"\n", b"\r\n"), (b"\n", b";")]:
+        search = delimiter_search(delims)
+        buf = bytearray(b"abcd")
+        assert search.find(buf, 0) == (-1, 0)
+        del buf[:2]
+        search.consumed(2)
+        buf += b"\n"
+        assert search.find(buf, 0) == (3, 1), delims
+
+
+def test_a_remembered_match_is_not_searched_for_again() -> None:
+    """``|`` found while ``;`` ended the first record is kept, across ``consumed``, once searched.
+
+    Found by mutants that forgot the match (``consumed``) or searched again for
+    one that starts exactly where the record starts.
+    """
+    search = delimiter_search((b";", b"|"))
+    buf = RecordingBuffer(b"a;|x")
+    assert search.find(buf, 0) == (2, 1)
+    del buf[:2]
+    search.consumed(2)
+    assert search.find(buf, 0) == (1, 1)  # the | now at 0, where the record starts
+    assert buf.searches.count((b"|", 0)) == 1
+    assert [s for s in buf.searches if s[0] == b"|"] == [(b"|", 0)]

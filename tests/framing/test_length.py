@@ -16,6 +16,7 @@ from framing.errors import (
     IncompleteFrame,
     MalformedFrame,
     MessageTooLarge,
+    MessageTypeError,
 )
 from framing.length import (
     DEFAULT_MAX_SIZE,
@@ -1013,3 +1014,101 @@ def test_feed_varint_split_oversize_skip_then_next_frame_in_the_same_chunk() -> 
     assert framer.feed(stream[:1]) == []
     assert framer.feed(stream[1:]) == [b"ok"]
     assert (framer.skipped_frames, framer.buffered) == (1, 0)
+
+
+def test_feed_strip_past_length_field_short_frame_error_text_and_framer() -> None:
+    """The short-frame error gives the frame's size on the wire (header + body) and its framer.
+
+    Found by mutants of its text (``head - body``) and its ``framer`` field.
+    """
+    framer = LengthPrefixed(3, strip=5)
+    with pytest.raises(MalformedFrame) as info:
+        framer.feed(b"\x00\x00\x01x")
+    assert str(info.value) == (
+        "LengthPrefixed(width=3, strip=5): a frame of 4 bytes is shorter than the 5 bytes "
+        "that strip removes"
+    )
+    assert info.value.framer == repr(framer)
+
+
+def test_feed_strip_past_length_field_over_max_size_is_too_large_not_short() -> None:
+    """A body over ``max_size`` is too large even when it is exactly what strip needs.
+
+    ``strip=5`` after a 3-byte header needs a body of 2; ``max_size=1`` refuses
+    it for its size. Found by a mutant that called it short (``body <= min``).
+    """
+    framer = LengthPrefixed(3, strip=5, max_size=1)
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\x00\x00\x02ab")
+    assert (info.value.size, info.value.limit) == (2, 1)
+
+
+def test_feed_width_3_after_a_prefix_reads_the_field_at_its_offset() -> None:
+    """Width 3 (read without ``struct``) with ``length_offset``: the field's 3 bytes, no more.
+
+    Found by mutants that read it before the offset or past the field's end.
+    """
+    framer = LengthPrefixed(3, length_offset=2)
+    assert framer.feed(b"AB\x00\x00\x02hiCD\x00\x00\x01z") == [b"hi", b"z"]
+    little = LengthPrefixed(3, "little", length_offset=1)
+    assert little.feed(b"K\x02\x00\x00hi") == [b"hi"]
+    assert framer.buffered == little.buffered == 0
+
+
+def test_encode_body_shorter_than_the_adjustment_error_text_and_framer() -> None:
+    framer = LengthPrefixed(2, length_adjustment=3)
+    with pytest.raises(EncodeError) as info:
+        framer.encode(b"ab")
+    assert str(info.value) == (
+        "LengthPrefixed(width=2, length_adjustment=3): a body of 2 bytes is shorter than "
+        "length_adjustment 3, so no length field can describe it"
+    )
+    assert info.value.framer == repr(framer)
+
+
+def test_encode_str_error_names_the_framer() -> None:
+    for framer in (LengthPrefixed(2), LengthPrefixed("varint"), LengthPrefixed(3)):
+        with pytest.raises(MessageTypeError) as info:
+            framer.encode("hello")  # type: ignore[arg-type]
+        assert info.value.framer == repr(framer)
+        assert str(info.value).startswith(repr(framer) + ": ")
+
+
+def test_feed_early_check_runs_on_the_frame_after_one_finished_across_chunks() -> None:
+    """A frame whose check passed once its bytes arrived, finished in the next chunk: the
+    following frame in that chunk is checked too (the pass is per frame).
+
+    Found by a mutant that left the pass set after delivering the held frame.
+    """
+    checked: list[bytes] = []
+
+    def no_x(head: bytes) -> str | None:
+        checked.append(head)
+        return "x" if b"x" in head else None
+
+    framer = LengthPrefixed(1, check=no_x, check_size=2)
+    assert framer.feed(b"\x04") == []  # the header; the check waits for its 2 bytes
+    with pytest.raises(MalformedFrame, match="early check failed: x") as info:
+        framer.feed(b"okay\x02xx")
+    assert info.value.messages == [b"okay"]
+    assert checked == [b"\x04o", b"\x02x"]
+
+
+def test_feed_after_a_limited_feed_reads_the_next_varint_header_whole() -> None:
+    """Frames a ``limit`` left held are parsed, then the next chunk is parsed as it came.
+
+    The chunk's varint header is whole, so the error gives its exact size, not
+    the "at least" of a header still arriving. Found by a mutant (in
+    ``_resume``) that, after the held frames, fed the chunk's first bytes into
+    the buffer and judged the varint before its last byte; a differential run
+    against the original found it after the run had counted it as surviving.
+    """
+    framer = LengthPrefixed("varint", max_size=200)
+    assert framer.feed(b"\x00", limit=0) == []
+    with pytest.raises(FrameTooLarge) as info:
+        framer.feed(b"\xff\xff\x00")
+    assert str(info.value) == (
+        "LengthPrefixed(width='varint', max_size=200): frame of 16383 bytes is over the "
+        "limit of 200 bytes"
+    )
+    assert (info.value.size, info.value.limit, info.value.messages) == (16383, 200, [b""])

@@ -38,6 +38,7 @@ from framing.errors import (
     IncompleteFrame,
     MalformedFrame,
     MessageTooLarge,
+    MessageTypeError,
 )
 from framing.length import (
     DEFAULT_MAX_SIZE,
@@ -474,3 +475,32 @@ def test_encode_str_payload_raises_encode_error() -> None:
         framer.encode(Frame({"kind": 1}, "hello"))  # type: ignore[arg-type]
     with pytest.raises(EncodeError, match="expects a Frame, not bytes"):
         framer.encode(b"hello")  # type: ignore[arg-type]
+
+
+def test_encode_errors_name_the_framer() -> None:
+    """Each ``encode`` refusal carries the framer's repr, in its ``framer`` field and its text.
+
+    Found by mutants that passed ``None`` (or its repr) as the framer.
+    """
+    short = StructPrefixed(Struct("length" / Int16ub), length_adjustment=3)
+    with pytest.raises(EncodeError) as info:
+        short.encode(Frame({}, b"ab"))
+    assert str(info.value) == (
+        "StructPrefixed(2-byte header, length_field='length', length_adjustment=3): "
+        "a payload of 2 bytes is shorter than length_adjustment 3"
+    )
+    assert info.value.framer == repr(short)
+    kinded = StructPrefixed(Struct("kind" / Int8ub, "length" / Int16ub))
+    with pytest.raises(EncodeError) as info:
+        kinded.encode(Frame({}, b"ab"))  # no "kind": construct cannot build the header
+    assert str(info.value) == (
+        "StructPrefixed(3-byte header, length_field='length'): "
+        "cannot build header from {'length': 2}: 'kind'"
+    )
+    assert info.value.framer == repr(kinded)
+    with pytest.raises(MessageTypeError) as wrong:
+        kinded.encode(b"ab")  # type: ignore[arg-type]
+    assert str(wrong.value) == (
+        "StructPrefixed(3-byte header, length_field='length'): expects a Frame, not bytes"
+    )
+    assert wrong.value.framer == repr(kinded)
