@@ -1112,3 +1112,53 @@ def test_feed_after_a_limited_feed_reads_the_next_varint_header_whole() -> None:
         "limit of 200 bytes"
     )
     assert (info.value.size, info.value.limit, info.value.messages) == (16383, 200, [b""])
+
+
+def test_feed_varint_after_a_prefix_is_read_at_its_offset() -> None:
+    """A varint after other header bytes is not the plain varint of the shortcut."""
+    framer = LengthPrefixed("varint", length_offset=2)
+    assert framer.feed(b"AB\x03abcXY\x01z") == [b"abc", b"z"]
+    assert framer.feed(b"AB\x80\x01" + b"x" * 128 + b"CD\x00") == [b"x" * 128, b""]
+    assert feed_chunks(LengthPrefixed("varint", length_offset=2), [b"A", b"B\x03a", b"bc"]) == [
+        b"abc"
+    ]
+
+
+def test_explicit_strip_of_the_whole_header_is_the_default() -> None:
+    framer = LengthPrefixed(2, strip=2)
+    assert framer.feed(b"\x00\x02hi") == [b"hi"]
+    assert framer.encode(b"hi") == b"\x00\x02hi"
+    assert repr(framer) == "LengthPrefixed(width=2)"
+
+
+@pytest.mark.parametrize(
+    ("framer", "message", "text"),
+    [
+        (
+            LengthPrefixed(2, strip=0),
+            b"x",
+            "LengthPrefixed(width=2, strip=0): a whole-frame message must hold the 2-byte "
+            "header, this one has 1 bytes",
+        ),
+        (
+            LengthPrefixed(2, length_offset=1, strip=3),
+            b"abc",
+            "LengthPrefixed(width=2, length_offset=1): cannot encode: messages lack the header "
+            "bytes before the length field (they are stripped on receive), so encode cannot "
+            "know them; use strip=0 to encode whole frames",
+        ),
+        (
+            LengthPrefixed(2, strip=3),
+            b"abc",
+            "LengthPrefixed(width=2, strip=3): cannot encode: messages lack the header bytes "
+            "after the length field (they are stripped on receive), so encode cannot know "
+            "them; use strip=0 to encode whole frames",
+        ),
+    ],
+)
+def test_encode_refusals_name_the_framer_and_the_missing_bytes(
+    framer: LengthPrefixed, message: bytes, text: str
+) -> None:
+    with pytest.raises(EncodeError) as info:
+        framer.encode(message)
+    assert str(info.value) == text
