@@ -10,6 +10,7 @@ import stat
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -1380,3 +1381,18 @@ async def test_serve_refuses_stream_options_before_binding(options: dict[str, An
     """(They used to fail every connection, each logged as the handler's error.)"""
     with anyio.fail_after(5), pytest.raises(ValueError, match="must be"):
         await serve(echo, lp(), **options)
+
+
+async def test_serve_does_not_share_its_port_unless_asked() -> None:
+    """``reuse_port`` is off by default: a second server on the same port is refused,
+    as a port already in use (with SO_REUSEPORT the kernel would split the traffic)."""
+
+    async def nothing(stream: FramedStream[bytes]) -> None:
+        return
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            first = await tg.start(partial(serve, nothing, Raw(), host="127.0.0.1", port=0))
+            with pytest.raises(OSError, match="in use"):
+                await serve(nothing, Raw(), host="127.0.0.1", port=first.port)
+            tg.cancel_scope.cancel()

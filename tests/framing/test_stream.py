@@ -1314,3 +1314,32 @@ async def test_waiting_since_is_recorded_on_a_stream_without_timeouts() -> None:
                 assert since is not None
                 assert before <= since <= time.monotonic()
                 await a.send(lp().encode(b"done"))
+
+
+# -- the transport's own contract (anyio's ByteStream) ------------------------------
+
+
+async def test_transport_receive_of_exactly_max_bytes_leaves_no_empty_chunk() -> None:
+    """A chunk as long as ``max_bytes`` is returned whole, and the next receive waits for
+    bytes: a receive never returns ``b""`` (anyio's contract; EOF raises)."""
+    with anyio.fail_after(5):
+        async with stream_pair("framing-tcp4") as (a, b):
+            await a.send(b"hello")
+            assert await b.receive(5) == b"hello"  # loopback delivers 5 bytes whole
+            await a.send(b"x")
+            assert await b.receive() == b"x"
+
+
+async def test_transport_refuses_a_second_receiver_and_a_second_sender() -> None:
+    with anyio.fail_after(10):
+        async with stream_pair("framing-tcp4") as (a, b), anyio.create_task_group() as tg:
+            tg.start_soon(b.receive)
+            await anyio.wait_all_tasks_blocked()
+            with pytest.raises(anyio.BusyResourceError, match="already reading from this"):
+                await b.receive()
+            # Nobody reads a: a large send waits for the peer's window.
+            tg.start_soon(a.send, b"x" * (16 << 20))
+            await anyio.wait_all_tasks_blocked()
+            with pytest.raises(anyio.BusyResourceError, match="already writing to this"):
+                await a.send(b"y")
+            tg.cancel_scope.cancel()
