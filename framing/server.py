@@ -271,7 +271,7 @@ def _closed_at_once(resource: anyio.abc.AsyncResource) -> bool:
     """
     return (
         isinstance(resource, FramedStream)
-        and resource._is_closed  # our own class, in this package
+        and resource.closed
         and isinstance(resource.transport_stream, transport.AsyncioSocketStream)
     )
 

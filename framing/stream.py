@@ -399,6 +399,11 @@ class FramedStream(ObjectStream[T], Generic[T]):
             self._receiving = False
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` has been called (by anyone: the handler, a shed, an error)."""
+        return self._is_closed
+
+    @property
     def waiting_since(self) -> float | None:
         """Since when (``time.monotonic()``) a receive has waited for the peer's next byte.
 

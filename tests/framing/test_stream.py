@@ -1343,3 +1343,11 @@ async def test_transport_refuses_a_second_receiver_and_a_second_sender() -> None
             with pytest.raises(anyio.BusyResourceError, match="already writing to this"):
                 await a.send(b"y")
             tg.cancel_scope.cancel()
+
+
+async def test_closed_says_whether_the_stream_was_closed() -> None:
+    async with stream_pair("framing-tcp4") as (a, _):
+        stream = FramedStream(a, lp())
+        assert not stream.closed
+        await stream.aclose()
+        assert stream.closed
