@@ -37,9 +37,9 @@ from anyio.abc import ByteStream, SocketAttribute
 from anyio.lowlevel import checkpoint
 
 from framing.errors import ProxyHeaderError
-from framing.proxy import DEFAULT_MAX_V2_SIZE, ProxyHeader, ProxyHeaderParser
+from framing.proxy import DEFAULT_MAX_V2_SIZE, V2_SIGNATURE, ProxyHeader, ProxyHeaderParser
 
-__all__ = ["ProxiedStream", "ProxyAttribute", "read_proxy_header"]
+__all__ = ["ProxiedStream", "ProxyAttribute", "UntrustedStream", "read_proxy_header"]
 
 
 class ProxyAttribute(TypedAttributeSet):
@@ -176,3 +176,72 @@ async def read_proxy_header(
         repr(parser),
         f"no complete PROXY header within {header_timeout} s ({parser.buffered} bytes of it held)",
     )
+
+
+@final
+class UntrustedStream(ByteStream):
+    """A direct client's stream on a server behind proxies: a PROXY header from it is refused.
+
+    A server that trusts proxies to tell it the client's address (``serve(...,
+    proxy_protocol=...)``) never trusts a header from anyone else. One that
+    arrives anyway is a client claiming another address (a forged header, or a
+    proxy not configured as trusted): the first receive raises
+    :class:`~framing.ProxyHeaderError` when the first bytes read begin with a
+    version 1 or version 2 signature, so the server logs it and closes that
+    connection. Nothing is waited for (a protocol where the server speaks first
+    works as before); a header split so that its signature does not arrive
+    whole in the first read is served as the plain data it then is, never
+    trusted.
+
+    Args:
+        transport_stream: the accepted connection (this stream owns it).
+
+    Attributes:
+        transport_stream: the wrapped stream.
+    """
+
+    __slots__ = ("_checked", "transport_stream")
+
+    def __init__(self, transport_stream: ByteStream) -> None:
+        self.transport_stream = transport_stream
+        self._checked = False
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Read the wrapped stream; the first read may not begin with a PROXY signature.
+
+        Raises:
+            ProxyHeaderError: the first bytes are a PROXY signature.
+        """
+        chunk = await self.transport_stream.receive(max_bytes)
+        if not self._checked:
+            self._checked = True
+            if chunk.startswith((b"PROXY ", V2_SIGNATURE)):
+                version = 1 if chunk.startswith(b"PROXY ") else 2
+                raise ProxyHeaderError(
+                    "PROXY protocol",
+                    f"a version {version} header from a peer that is not a trusted proxy",
+                )
+        return chunk
+
+    async def send(self, item: bytes) -> None:
+        """Send on the wrapped stream."""
+        await self.transport_stream.send(item)
+
+    async def send_eof(self) -> None:
+        """Half-close the wrapped stream."""
+        await self.transport_stream.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream."""
+        await self.transport_stream.aclose()
+
+    @property
+    def queued(self) -> int:
+        """The wrapped stream's count of bytes read and not yet received, when it says."""
+        inner = getattr(self.transport_stream, "queued", 0)
+        return inner if isinstance(inner, int) else 0
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """The wrapped stream's attributes."""
+        return self.transport_stream.extra_attributes

@@ -97,7 +97,7 @@ from anyio.streams.tls import TLSStream
 from framing import transport
 from framing.base import Framer
 from framing.errors import FramingError, ProxyHeaderError, ReceiveTimeout
-from framing.proxied import read_proxy_header
+from framing.proxied import UntrustedStream, read_proxy_header
 from framing.stream import (
     DEFAULT_RECEIVE_SIZE,
     BufferBudget,
@@ -645,6 +645,9 @@ class _Server:
                         return
                     resource = byte_stream = proxied
                     peer = connection.peer
+                elif self.proxies or self.proxy_unix:
+                    # Behind proxies, a direct client's PROXY header is refused.
+                    resource = byte_stream = UntrustedStream(byte_stream)
                 if self.ssl_context is not None:
                     try:
                         with anyio.fail_after(self.handshake_timeout):
@@ -895,8 +898,9 @@ async def serve(
     :mod:`framing.proxied`); the per-peer limit, shedding and log lines use the
     client's address too. A ``LOCAL`` header (a health check) is served as the
     proxy's own connection. From any peer *not* in ``proxy_protocol``, a PROXY
-    header is never believed nor even looked for: its bytes reach the framer
-    as ordinary data, like any others.
+    header is never believed: when ``proxy_protocol`` is given, a connection
+    whose first bytes read are a PROXY signature is refused (``ProxyHeaderError``,
+    logged and counted; see :class:`~framing.proxied.UntrustedStream`).
 
     Raises:
         OSError: a listener could not be bound.

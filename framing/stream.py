@@ -437,7 +437,9 @@ class FramedStream(ObjectStream[T], Generic[T]):
                     return self._end_of_stream(limit)
                 except BaseException as exc:
                     self._reading = False
-                    if isinstance(exc, ReceiveTimeout | BrokenResourceError):
+                    # A transport may refuse the peer too (a PROXY header from
+                    # a client that is not a trusted proxy): counted the same.
+                    if isinstance(exc, ReceiveTimeout | BrokenResourceError | FramingError):
                         stats.count_error(exc)
                     raise
                 self._reading = False

@@ -141,7 +141,7 @@ def add_proxy_protocol_argument(parser: argparse.ArgumentParser) -> None:
         metavar="ADDR[/PREFIX]",
         help="a proxy trusted to send a PROXY header (v1 or v2; HAProxy's send-proxy): "
         "its connections must begin with one, and are served, limited and logged as the "
-        "client it names; repeatable. From other peers such a header is plain data",
+        "client it names; repeatable. From other peers such a header is refused",
     )
 
 

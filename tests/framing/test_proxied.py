@@ -195,6 +195,32 @@ async def test_untrusted_sender_header_is_ordinary_data(caplog: pytest.LogCaptur
     assert not any("ProxyHeaderError" in line for line in log_lines(caplog))
 
 
+@pytest.mark.parametrize("version", [1, 2])
+async def test_untrusted_peer_sending_a_proxy_header_is_refused_and_logged(
+    caplog: pytest.LogCaptureFixture, version: int
+) -> None:
+    """Issue 14: from anyone but a trusted proxy a PROXY header is an error, never trusted."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    seen = Seen()
+    forged = header("6.6.6.6", 666, version=version) + frame(b"hi")
+    with anyio.fail_after(10):
+        async with running(seen.echo, proxy_protocol=["10.0.0.0/8"]) as info:
+            client = await dial(info, forged)
+            async with client:
+                assert await closed_by_server(client)
+            other = await dial(info, frame(b"still served"))
+            async with other:
+                assert await other.receive() == b"still served"
+            await until(lambda: any("not a trusted proxy" in line for line in log_lines(caplog)))
+            assert info.stats.errors == {"ProxyHeaderError": 1}
+    assert not any("6.6.6.6" in line for line in log_lines(caplog))
+    lines = [line for line in log_lines(caplog) if "not a trusted proxy" in line]
+    assert lines == [
+        f"closed 127.0.0.1:{lines[0].split(':')[1].split(' ')[0]}: ProxyHeaderError: "
+        f"PROXY protocol: a version {version} header from a peer that is not a trusted proxy"
+    ]
+
+
 async def test_missing_header_from_trusted_proxy_is_refused_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -205,13 +205,20 @@ def test_haproxy_relays_clients_and_backends_see_their_addresses(
             sock.close()
 
 
-def test_forged_header_straight_to_a_backend_is_plain_data(launcher: Launcher) -> None:  # noqa: F811
-    """A client that is not the trusted proxy cannot claim another address."""
+def test_forged_header_straight_to_a_backend_is_refused(launcher: Launcher) -> None:  # noqa: F811
+    """A client that is not the trusted proxy cannot claim another address: its header
+    is refused, logged, and its connection closed; the backend serves on."""
     server, port = launcher.echo("--framing", "length:2", "--proxy-protocol", "127.0.0.1")
     forged = b"PROXY TCP4 6.6.6.6 127.0.0.1 666 53\r\n"
     with connect(port, CLIENTS[3]) as sock:
-        sock.sendall(frame(forged))
-        assert recv_exactly(sock, len(forged) + 2) == frame(forged)
+        sock.sendall(forged + frame(b"hi"))
+        assert is_closed(sock)
         client = f"{CLIENTS[3]}:{sock.getsockname()[1]}"
-    server.wait_for(rf"new connection {re.escape(client)}\n")
-    assert not re.search(r"new connection 6\.6\.6\.6", server.out)
+    server.wait_for(
+        rf"{re.escape(client)} closing: PROXY protocol: a version 1 header "
+        r"from a peer that is not a trusted proxy\n"
+    )
+    assert not re.search(r"6\.6\.6\.6", server.out)
+    with connect(port, CLIENTS[3]) as sock:
+        sock.sendall(frame(b"PROXY inside a frame is data"))
+        assert recv_exactly(sock, 30) == frame(b"PROXY inside a frame is data")
