@@ -54,37 +54,13 @@ class ProxyAttribute(TypedAttributeSet):
     proxy_port: int = typed_attribute()
 
 
-@final
-class ProxiedStream(ByteStream):
-    """A byte stream whose PROXY header was read: the bytes after it first, then the rest.
+class _Relay(ByteStream):
+    """A byte stream over another one that it owns: sends, half-closes and closes pass through."""
 
-    Args:
-        transport_stream: the stream the header was read from (this stream owns it).
-        header: the header, or ``None`` when an optional one was left out.
-        rest: bytes read past the header, handed out first by ``receive``.
+    __slots__ = ("transport_stream",)
 
-    Attributes:
-        transport_stream: the wrapped stream.
-        header: as given.
-    """
-
-    __slots__ = ("_rest", "header", "transport_stream")
-
-    def __init__(
-        self, transport_stream: ByteStream, header: ProxyHeader | None, rest: bytes
-    ) -> None:
+    def __init__(self, transport_stream: ByteStream) -> None:
         self.transport_stream = transport_stream
-        self.header = header
-        self._rest = rest
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        """Return the bytes read past the header first, then read the wrapped stream."""
-        rest = self._rest
-        if rest:
-            await checkpoint()
-            self._rest = rest[max_bytes:]
-            return rest[:max_bytes]
-        return await self.transport_stream.receive(max_bytes)
 
     async def send(self, item: bytes) -> None:
         """Send on the wrapped stream."""
@@ -98,6 +74,44 @@ class ProxiedStream(ByteStream):
         """Close the wrapped stream."""
         await self.transport_stream.aclose()
 
+    def _inner_queued(self) -> int:
+        # The wrapped stream's count of bytes read and not yet received, when it says.
+        inner = getattr(self.transport_stream, "queued", 0)
+        return inner if isinstance(inner, int) else 0
+
+
+@final
+class ProxiedStream(_Relay):
+    """A byte stream whose PROXY header was read: the bytes after it first, then the rest.
+
+    Args:
+        transport_stream: the stream the header was read from (this stream owns it).
+        header: the header, or ``None`` when an optional one was left out.
+        rest: bytes read past the header, handed out first by ``receive``.
+
+    Attributes:
+        transport_stream: the wrapped stream.
+        header: as given.
+    """
+
+    __slots__ = ("_rest", "header")
+
+    def __init__(
+        self, transport_stream: ByteStream, header: ProxyHeader | None, rest: bytes
+    ) -> None:
+        super().__init__(transport_stream)
+        self.header = header
+        self._rest = rest
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Return the bytes read past the header first, then read the wrapped stream."""
+        rest = self._rest
+        if rest:
+            await checkpoint()
+            self._rest = rest[max_bytes:]
+            return rest[:max_bytes]
+        return await self.transport_stream.receive(max_bytes)
+
     @property
     def queued(self) -> int:
         """Bytes read and not yet received: those left after the header, and the wrapped stream's.
@@ -105,8 +119,7 @@ class ProxiedStream(ByteStream):
         The wrapped stream's count when it says (a ``queued`` of its own), as
         :meth:`FramedStream.start_tls <framing.FramedStream.start_tls>` asks.
         """
-        inner = getattr(self.transport_stream, "queued", 0)
-        return len(self._rest) + (inner if isinstance(inner, int) else 0)
+        return len(self._rest) + self._inner_queued()
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -179,7 +192,7 @@ async def read_proxy_header(
 
 
 @final
-class UntrustedStream(ByteStream):
+class UntrustedStream(_Relay):
     """A direct client's stream on a server behind proxies: a PROXY header from it is refused.
 
     A server that trusts proxies to tell it the client's address (``serve(...,
@@ -200,10 +213,10 @@ class UntrustedStream(ByteStream):
         transport_stream: the wrapped stream.
     """
 
-    __slots__ = ("_checked", "transport_stream")
+    __slots__ = ("_checked",)
 
     def __init__(self, transport_stream: ByteStream) -> None:
-        self.transport_stream = transport_stream
+        super().__init__(transport_stream)
         self._checked = False
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
@@ -223,23 +236,10 @@ class UntrustedStream(ByteStream):
                 )
         return chunk
 
-    async def send(self, item: bytes) -> None:
-        """Send on the wrapped stream."""
-        await self.transport_stream.send(item)
-
-    async def send_eof(self) -> None:
-        """Half-close the wrapped stream."""
-        await self.transport_stream.send_eof()
-
-    async def aclose(self) -> None:
-        """Close the wrapped stream."""
-        await self.transport_stream.aclose()
-
     @property
     def queued(self) -> int:
         """The wrapped stream's count of bytes read and not yet received, when it says."""
-        inner = getattr(self.transport_stream, "queued", 0)
-        return inner if isinstance(inner, int) else 0
+        return self._inner_queued()
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
