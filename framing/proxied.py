@@ -38,6 +38,7 @@ from anyio.lowlevel import checkpoint
 
 from framing.errors import ProxyHeaderError
 from framing.proxy import DEFAULT_MAX_V2_SIZE, V2_SIGNATURE, ProxyHeader, ProxyHeaderParser
+from framing.transport import read_ahead
 
 __all__ = ["ProxiedStream", "ProxyAttribute", "UntrustedStream", "read_proxy_header"]
 
@@ -73,11 +74,6 @@ class _Relay(ByteStream):
     async def aclose(self) -> None:
         """Close the wrapped stream."""
         await self.transport_stream.aclose()
-
-    def _inner_queued(self) -> int:
-        # The wrapped stream's count of bytes read and not yet received, when it says.
-        inner = getattr(self.transport_stream, "queued", 0)
-        return inner if isinstance(inner, int) else 0
 
 
 @final
@@ -119,7 +115,7 @@ class ProxiedStream(_Relay):
         The wrapped stream's count when it says (a ``queued`` of its own), as
         :meth:`FramedStream.start_tls <framing.FramedStream.start_tls>` asks.
         """
-        return len(self._rest) + self._inner_queued()
+        return len(self._rest) + read_ahead(self.transport_stream)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
@@ -239,7 +235,7 @@ class UntrustedStream(_Relay):
     @property
     def queued(self) -> int:
         """The wrapped stream's count of bytes read and not yet received, when it says."""
-        return self._inner_queued()
+        return read_ahead(self.transport_stream)
 
     @property
     def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:

@@ -55,7 +55,7 @@ from framing.errors import (
     ReceiveTimeout,
     TLSHandshakeFailed,
 )
-from framing.proxied import ProxiedStream
+from framing.proxied import ProxiedStream, UntrustedStream
 
 __all__ = [
     "BufferBudget",
@@ -158,17 +158,6 @@ def _describe(exc: BaseException) -> str:
     while not str(exc) and exc.__cause__ is not None:
         exc = exc.__cause__
     return str(exc) or type(exc).__name__
-
-
-def _read_ahead(stream: ByteStream) -> int:
-    """Bytes ``stream`` has read and not yet handed out, if it says (an int ``queued``).
-
-    :class:`framing.transport.AsyncioSocketStream` and
-    :class:`framing.ProxiedStream` say; anyio's own streams do not (see
-    :meth:`FramedStream.start_tls` for why what they hold is still refused).
-    """
-    queued = getattr(stream, "queued", 0)
-    return queued if isinstance(queued, int) else 0
 
 
 def check_stream_options(
@@ -346,8 +335,8 @@ class FramedStream(ObjectStream[T], Generic[T]):
             # Linux wakes a blocked read with EOF on shutdown(SHUT_RD), on every backend.
             # Only on the socket's own stream: under TLS an EOF would be an error.
             stream = self.transport_stream
-            if isinstance(stream, ProxiedStream):
-                stream = stream.transport_stream  # after a PROXY header: the socket's own
+            if isinstance(stream, ProxiedStream | UntrustedStream):
+                stream = stream.transport_stream  # behind proxies: the socket's own
             if isinstance(stream, SocketStream | transport.AsyncioSocketStream):
                 raw = stream.extra(SocketAttribute.raw_socket, None)
                 if isinstance(raw, socket.socket):
@@ -839,7 +828,7 @@ class FramedStream(ObjectStream[T], Generic[T]):
             try:
                 if self._error is not None:
                     self._raise_error()
-                held = self.framer.buffered + _read_ahead(self.transport_stream)
+                held = self.framer.buffered + transport.read_ahead(self.transport_stream)
                 if held or self._pending:
                     pending = len(self._pending or ())
                     injection = PlaintextInjection(repr(self.framer), held, pending)

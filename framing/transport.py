@@ -77,8 +77,21 @@ __all__ = [
     "asyncio_loop",
     "connect_tcp",
     "connect_unix",
+    "read_ahead",
     "wrap_accepted_socket",
 ]
+
+
+def read_ahead(stream: ByteStream) -> int:
+    """Bytes ``stream`` has read and not yet handed out, if it says (an int ``queued``).
+
+    :class:`AsyncioSocketStream` and the wrappers of :mod:`framing.proxied` say;
+    anyio's own streams do not (see :meth:`FramedStream.start_tls
+    <framing.FramedStream.start_tls>` for why what they hold is still refused).
+    """
+    queued = getattr(stream, "queued", 0)
+    return queued if isinstance(queued, int) else 0
+
 
 # How much read and not yet received a connection may queue before reading
 # pauses: one default FramedStream read. More only delays backpressure.

@@ -447,3 +447,32 @@ async def test_trusted_network_matches_ipv4_mapped_peers() -> None:
 async def test_proxy_protocol_entry_that_is_no_address_is_refused() -> None:
     with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
         await serve(Seen().echo, FRAMER, proxy_protocol=["haproxy.example"])
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["direct", "proxied"])
+async def test_shutdown_drains_idle_connections_behind_proxies_at_once(trusted: bool) -> None:
+    """A server behind proxies drains its idle connections at shutdown, whether they came
+    through a proxy (ProxiedStream) or straight (UntrustedStream), not after the grace period."""
+    finished: list[str] = []
+
+    async def handler(stream: FramedStream[bytes]) -> None:
+        async for message in stream:
+            await stream.send(message)
+        finished.append("drained")
+
+    with anyio.fail_after(10):  # a grace period of 60 s would blow this
+        async with anyio.create_task_group() as tg:
+            info = await tg.start(
+                lambda task_status: serve(
+                    handler,
+                    FRAMER,
+                    proxy_protocol=["127.0.0.1" if trusted else "10.0.0.0/8"],
+                    grace_period=60,
+                    task_status=task_status,
+                )
+            )
+            client = await dial(info, (header("192.0.2.7") if trusted else b"") + frame(b"hi"))
+            assert await client.receive() == b"hi"
+            tg.cancel_scope.cancel()
+        await anyio.aclose_forcefully(client)
+    assert finished == ["drained"]
