@@ -28,6 +28,7 @@ from framing.errors import (
     UnexpectedReply,
 )
 from framing.fixed import FixedSize
+from framing.inline import serve_inline
 from framing.length import Frame, LengthPrefixed, StructPrefixed
 from framing.netstring import Netstring
 from framing.pipeline import serve_pipelined
@@ -90,6 +91,7 @@ __all__ = [
     "connect_unix",
     "read_proxy_header",
     "serve",
+    "serve_inline",
     "serve_pipelined",
     "serve_unix",
 ]

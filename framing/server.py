@@ -361,6 +361,51 @@ class _RateLimitedLog:
         logger.log(level, message, *args)
 
 
+@final
+class _DescriptorReserve:
+    """One descriptor held back, to close a listener's backlog when descriptors run out.
+
+    When accepting fails for want of descriptors, the reserve is given back,
+    every connection waiting is accepted and closed at once (the clients see an
+    end of stream instead of waiting until they give up), and the reserve is
+    taken again, as nginx and libev do.
+    """
+
+    __slots__ = ("fd",)
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+
+    def take(self) -> None:
+        """Hold one descriptor back (no error if there is none to hold)."""
+        if self.fd is None:
+            with contextlib.suppress(OSError):
+                self.fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def close_backlog(self, listening: socket.socket) -> int:
+        """Accept and close every connection waiting on ``listening``; how many."""
+        self.release()
+        closed = 0
+        try:
+            while True:
+                try:
+                    # socket.socket's own accept: the listener may be a subclass
+                    # whose accept calls this.
+                    sock, _ = socket.socket.accept(listening)  # the listener is non-blocking
+                except OSError:
+                    break  # the backlog is empty, or descriptors ran out even so
+                sock.close()
+                closed += 1
+        finally:
+            self.take()
+        return closed
+
+
 class _Server:
     """The running state of one :func:`serve` call."""
 
@@ -407,7 +452,7 @@ class _Server:
         self.all_closed.set()
         self.out_of_descriptors = _RateLimitedLog()
         self.accept_errors = _RateLimitedLog()
-        self.reserve: int | None = None
+        self.reserve = _DescriptorReserve()
 
     # -- counters --------------------------------------------------------------
 
@@ -438,17 +483,6 @@ class _Server:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     # -- accepting -------------------------------------------------------------
-
-    def take_reserve(self) -> None:
-        """Hold one descriptor back, to give up when accepting runs out of them."""
-        if self.reserve is None:
-            with contextlib.suppress(OSError):
-                self.reserve = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-
-    def release_reserve(self) -> None:
-        if self.reserve is not None:
-            os.close(self.reserve)
-            self.reserve = None
 
     async def accept_loop(self, listener: SocketListener, connections: TaskGroup) -> None:
         raw = listener.extra(SocketAttribute.raw_socket, None)
@@ -483,7 +517,7 @@ class _Server:
         """Accepting failed: out of descriptors, close the backlog at once; else breathe."""
         error = _os_error(exc)
         if error is not None and error.errno in _OUT_OF_RESOURCES:
-            closed = self.close_backlog(raw)
+            closed = 0 if raw is None else self.reserve.close_backlog(raw)
             self.refused += closed
             self.out_of_descriptors.log(
                 logging.WARNING,
@@ -497,26 +531,6 @@ class _Server:
             # A connection reset before accept, and the like: the listener is fine.
             self.accept_errors.log(logging.WARNING, "accept failed: %s", _reason(exc))
         await anyio.sleep(0.1)
-
-    def close_backlog(self, raw: socket.socket | None) -> int:
-        """Accept and close every connection waiting, with the reserved descriptor."""
-        if raw is None:
-            return 0
-        self.release_reserve()
-        closed = 0
-        try:
-            while True:
-                try:
-                    sock, _ = raw.accept()  # the listener is non-blocking
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break  # out of descriptors even so: what is left waits
-                sock.close()
-                closed += 1
-        finally:
-            self.take_reserve()
-        return closed
 
     def admit(
         self, peer: str, address: str | None, proxied: _Connection | None = None
@@ -943,7 +957,7 @@ async def serve(
         proxy_protocol_optional=proxy_protocol_optional,
     )
     info = ServerInfo(addresses, paths, stats=server.stats, shedding=server.is_shedding)
-    server.take_reserve()
+    server.reserve.take()
     async with anyio.create_task_group() as connections:
         try:
             async with anyio.create_task_group() as accepting:
@@ -957,7 +971,7 @@ async def serve(
                 for listener in bound:
                     await anyio.aclose_forcefully(listener)
                 await server.shut_down(grace_period)
-                server.release_reserve()
+                server.reserve.release()
 
 
 async def serve_unix(
