@@ -394,3 +394,25 @@ def test_idle_connections_cost_few_objects_on_asyncio() -> None:
 
     per_connection = anyio.run(main, backend="asyncio")
     assert per_connection < 20, per_connection
+
+
+def test_on_uvloop_too() -> None:
+    """uvloop's transports (C) call the same protocol objects: answers, half-close, timeout."""
+    pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        with anyio.fail_after(10):
+            async with running(same, lp(), idle_timeout=0.3) as info:
+                async with await connect("127.0.0.1", info.port, lp()) as client:
+                    wire = b"".join(lp().encode(m) for m in (b"a", b"bb", b"c" * 1000))
+                    for i in range(0, len(wire), 5):
+                        await client.transport_stream.send(wire[i : i + 5])
+                    assert [await client.receive() for _ in range(3)] == [b"a", b"bb", b"c" * 1000]
+                    await client.send_eof()
+                    assert await closed_by_server(client)
+                async with await connect("127.0.0.1", info.port, lp()) as silent:
+                    assert await closed_by_server(silent)
+                assert info.stats.errors == {"IdleTimeout": 1}
+                assert info.stats.messages_out == 3
+
+    anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
