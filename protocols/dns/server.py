@@ -32,7 +32,12 @@ answer (profiled: 3.0 of 3.6 s in ``sendto``). Here the loop reads every
 datagram the kernel holds, answers each and sends it with ``sendto`` straight
 away, and waits (``anyio.wait_readable``) only when the socket is empty: the
 same code on asyncio and trio. A batch of :data:`_UDP_BATCH` datagrams ends
-with a checkpoint, so a flood cannot starve the TCP side.
+with a checkpoint, so a flood cannot starve the TCP side. A query answered
+before is answered from :meth:`Authority.ready_udp_answers` (its id, then
+the bytes held), without a call into the authority: profiled under dnsperf,
+the two system calls are then most of a datagram's cost. (An asyncio
+``DatagramProtocol`` was measured too: slower on asyncio's own loop, which
+reads one datagram per turn of the loop, and no faster on uvloop.)
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Final
 
 import anyio
@@ -118,6 +124,7 @@ NOTIFY_TIMEOUT: Final = 1.0
 NOTIFY_ATTEMPTS: Final = 5
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_NOTHING_READY: Final[Mapping[bytes, bytes]] = MappingProxyType({})
 
 
 @dataclass(slots=True)
@@ -310,9 +317,27 @@ def _question_text(query: bytes) -> str:
     return f"{kind} of {question.name}"
 
 
+def _refused_udp(query: bytes, peer: Any) -> None:
+    """Log a REFUSED answer over UDP when the query asked for a transfer."""
+    if _asks_transfer(query):
+        logger.info(
+            "refused %s to %s: transfers go over TCP (RFC 5936 4.2)",
+            _question_text(query),
+            _describe(peer),
+        )
+
+
 async def _serve_udp(sock: socket.socket, serving: _Serving) -> None:
     """Answer datagrams forever: each is one query; errors cost that datagram only."""
+    # The common datagram is a query answered before: its answer is the query's id
+    # and bytes held ready (Authority.ready_udp_answers), sent straight back. The
+    # loop keeps every name it needs in a local, so that path is a few dozen
+    # bytecodes between two system calls (recvfrom and sendto are most of the time).
     recvfrom = sock.recvfrom
+    sendto = sock.sendto
+    refused = Rcode.REFUSED
+    current: Authority | None = None
+    ready = _NOTHING_READY.get
     answered = 0
     while True:
         try:
@@ -324,31 +349,48 @@ async def _serve_udp(sock: socket.socket, serving: _Serving) -> None:
         except OSError as exc:  # an ICMP error reported on the socket: not fatal
             logger.debug("UDP receive failed: %r", exc)
             continue
-        answer = serving.authority.respond(data, udp=True, peer=peer[0])
+        authority = serving.authority
+        if authority is not current:  # started, or reloaded: the new one's answers
+            current = authority
+            ready = authority.ready_udp_answers().get
+        tail = ready(data[2:])
+        if tail is not None:  # never a transfer's, never a cookie's
+            answer: bytes | None = data[:2] + tail
+        else:
+            answer = authority.respond(data, udp=True, peer=peer[0])
+            if answer is not None and answer[3] & 0xF == refused:
+                _refused_udp(data, peer)
         if answer is not None:
-            if answer[3] & 0xF == Rcode.REFUSED and _asks_transfer(data):
-                logger.info(
-                    "refused %s to %s: transfers go over TCP (RFC 5936 4.2)",
-                    _question_text(data),
-                    _describe(peer),
-                )
-            await _send_datagram(sock, answer, peer)
+            # Sent inline: a coroutine per datagram for the rare full buffer costs more
+            # than the send. Only a full buffer goes to _send_datagram, to wait once.
+            try:
+                sendto(answer, peer)
+            except BlockingIOError:
+                await _send_datagram(sock, answer, peer, wait_first=True)
+            except OSError as exc:
+                logger.debug("UDP send to %s:%s failed: %r", peer[0], peer[1], exc)
         answered += 1
         if answered >= _UDP_BATCH:
             answered = 0
             await checkpoint()
 
 
-async def _send_datagram(sock: socket.socket, answer: bytes, peer: tuple[str, int]) -> None:
-    """Send one answer; wait once if the socket's buffer is full, then give up on it."""
-    for attempt in range(2):
+async def _send_datagram(
+    sock: socket.socket, answer: bytes, peer: tuple[str, int], *, wait_first: bool = False
+) -> None:
+    """Send one answer; wait once if the socket's buffer is full, then give up on it.
+
+    ``wait_first``: the caller's own send just found the buffer full, so wait before trying.
+    """
+    for attempt in range(1 if wait_first else 0, 2):
+        if attempt:
+            await anyio.wait_writable(sock)
         try:
             sock.sendto(answer, peer)
         except BlockingIOError:
             if attempt:
                 logger.debug("UDP send to %s:%s dropped: the socket stayed full", *peer[:2])
                 return
-            await anyio.wait_writable(sock)
         except OSError as exc:
             logger.debug("UDP send to %s:%s failed: %r", peer[0], peer[1], exc)
             return

@@ -30,6 +30,9 @@ from protocols.dns.cli import _reload_on_hangup
 from protocols.dns.client import DNSClient, make_query, open_dns_client
 from protocols.dns.message import (
     SOA,
+    A,
+    Edns,
+    EdnsOption,
     Header,
     Message,
     Opcode,
@@ -50,6 +53,7 @@ from protocols.dns.server import (
     run_dns_server,
     send_notify,
 )
+from protocols.dns.stats import DNSStats
 from protocols.dns.zone import EXAMPLE_ZONE_TEXT, example_zone, parse_zone
 from tests.framing.transports import until
 from tests.protocols.dns.zones import OPERATOR_ZONE_TEXT
@@ -807,3 +811,93 @@ async def test_sighup_builds_the_new_zones_index_off_the_event_loop(
         tg.cancel_scope.cancel()
     assert built_on
     assert threading.main_thread() not in built_on
+
+
+# --- the UDP fast path: ready answers, reload, cookies, counters (issue 15) ------
+
+
+async def _ask_udp(info: DNSServerInfo, query: bytes, *, source: str = "127.0.0.1") -> Message:
+    """One query over UDP from ``source``, and its answer."""
+    async with await anyio.create_udp_socket(local_host=source) as udp:
+        await udp.sendto(query, info.host, info.port)
+        answer, _ = await udp.receive()
+    return parse_message(answer)
+
+
+def _addresses(answer: Message) -> list[str]:
+    return sorted(r.rdata.address for r in answer.answers if isinstance(r.rdata, A))
+
+
+def _a_query(name: str, query_id: int, *options: EdnsOption) -> bytes:
+    edns = Edns(options=options) if options else None
+    return build_message(make_query(name, RecordType.A, query_id=query_id, edns=edns))
+
+
+@pytest.mark.anyio
+async def test_udp_repeat_after_sighup_gets_the_new_zones_answer(tmp_path: Path) -> None:
+    """A reload invalidates every ready answer: a repeat asked before it was held ready."""
+    path = tmp_path / "framing.test.zone"
+    path.write_text(EXAMPLE_ZONE_TEXT)
+    async with (
+        running(zone=parse_zone(EXAMPLE_ZONE_TEXT)) as info,
+        anyio.create_task_group() as tg,
+    ):
+        await tg.start(_reload_on_hangup, info, [str(path)])
+        with anyio.fail_after(TIMEOUT):
+            for query_id in (1, 2):  # the second is answered from the ready answers
+                answer = await _ask_udp(info, _a_query("www.framing.test.", query_id))
+                assert answer.header.id == query_id
+                assert _addresses(answer) == ["192.0.2.80", "192.0.2.81"]
+            path.write_text(
+                EXAMPLE_ZONE_TEXT.replace("2024060101", "2024060102").replace(
+                    "www         IN  A     192.0.2.80", "www         IN  A     192.0.2.82"
+                )
+            )
+            os.kill(os.getpid(), signal.SIGHUP)
+            await until(lambda: _serial(info.zones[0]) == 2024060102)
+            answer = await _ask_udp(info, _a_query("www.framing.test.", 3))
+        tg.cancel_scope.cancel()
+    assert answer.header.id == 3
+    assert _addresses(answer) == ["192.0.2.81", "192.0.2.82"]
+
+
+@pytest.mark.anyio
+async def test_udp_repeat_with_a_cookie_gets_a_cookie_made_for_its_own_client() -> None:
+    """RFC 7873: the same query bytes from two addresses get two server cookies, each
+    valid from its own address only: a cookie answer is never held ready."""
+    client_cookie = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+    query = _a_query("www.framing.test.", 7, EdnsOption(10, client_cookie))
+    cookies: dict[str, bytes] = {}
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            for source in ("127.0.0.1", "127.0.0.1", "127.0.0.2"):
+                answer = await _ask_udp(info, query, source=source)
+                assert answer.rcode == Rcode.NOERROR
+                assert answer.edns is not None
+                (cookie,) = [o.data for o in answer.edns.options if o.code == 10]
+                assert cookie[:8] == client_cookie
+                cookies[source] = cookie[8:]
+            assert cookies["127.0.0.1"] != cookies["127.0.0.2"]
+            for source, server_cookie in cookies.items():
+                for other in cookies:
+                    option = EdnsOption(10, client_cookie + server_cookie)
+                    answer = await _ask_udp(
+                        info, _a_query("www.framing.test.", 8, option), source=other
+                    )
+                    want = Rcode.NOERROR if other == source else Rcode.BADCOOKIE
+                    assert answer.rcode == want, (source, other)
+
+
+@pytest.mark.anyio
+async def test_udp_repeats_are_each_counted_in_the_stats() -> None:
+    """--metrics: an answer served from the ready answers is counted like any other."""
+    stats = DNSStats()
+    async with running(stats=stats) as info:
+        with anyio.fail_after(TIMEOUT):
+            for query_id in range(5):
+                answer = await _ask_udp(info, _a_query("www.framing.test.", query_id))
+                assert answer.rcode == Rcode.NOERROR
+            for query_id in range(3):
+                answer = await _ask_udp(info, _a_query("nowhere.framing.test.", query_id))
+                assert answer.rcode == Rcode.NXDOMAIN
+    assert stats.queries == {("udp", "A", "NOERROR"): 5, ("udp", "A", "NXDOMAIN"): 3}
