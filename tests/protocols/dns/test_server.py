@@ -4,6 +4,7 @@ import inspect
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -50,6 +51,8 @@ from protocols.dns.server import (
     DEFAULT_MESSAGE_TIMEOUT,
     DNSServerInfo,
     _serial,
+    _serve_udp,
+    _Serving,
     run_dns_server,
     send_notify,
 )
@@ -901,3 +904,43 @@ async def test_udp_repeats_are_each_counted_in_the_stats() -> None:
                 answer = await _ask_udp(info, _a_query("nowhere.framing.test.", query_id))
                 assert answer.rcode == Rcode.NXDOMAIN
     assert stats.queries == {("udp", "A", "NOERROR"): 5, ("udp", "A", "NXDOMAIN"): 3}
+
+
+class _FullSocket(socket.socket):
+    """A UDP socket whose first ``full`` sends find the buffer full (BlockingIOError)."""
+
+    full = 0
+
+    def sendto(self, data: Any, address: Any) -> int:  # type: ignore[override]
+        if self.full:
+            self.full -= 1
+            raise BlockingIOError
+        return super().sendto(data, address)
+
+
+@pytest.mark.parametrize(("full", "answered"), [(1, [1, 2]), (2, [2])])
+@pytest.mark.anyio
+async def test_udp_full_send_buffer_waits_once_then_drops_that_answer_only(
+    full: int, answered: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A send that finds the buffer full waits for it once and tries again; full again,
+    that answer is dropped (logged) and the next datagram is answered."""
+    caplog.set_level("DEBUG", logger="protocols.dns")
+    with _FullSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        sock.full = full
+        port = sock.getsockname()[1]
+        got: list[int] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_serve_udp, sock, _Serving(Authority(ZONE), ()))
+            with anyio.fail_after(TIMEOUT):
+                async with await anyio.create_connected_udp_socket("127.0.0.1", port) as udp:
+                    for query_id in (1, 2):
+                        await udp.send(_a_query("www.framing.test.", query_id))
+                    while answered[-1] not in got:
+                        got.append(parse_message(await udp.receive()).header.id)
+            tg.cancel_scope.cancel()
+    assert got == answered
+    dropped = [r for r in caplog.records if "dropped: the socket stayed full" in r.getMessage()]
+    assert len(dropped) == full - 1
