@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import dns.asyncbackend
 import dns.asyncquery
 import dns.edns
@@ -56,7 +57,7 @@ from protocols.dns.server import (
     run_dns_server,
     send_notify,
 )
-from protocols.dns.stats import DNSStats
+from protocols.dns.stats import CountingAuthority, DNSStats
 from protocols.dns.zone import EXAMPLE_ZONE_TEXT, example_zone, parse_zone
 from tests.framing.transports import until
 from tests.protocols.dns.zones import OPERATOR_ZONE_TEXT
@@ -907,9 +908,17 @@ async def test_udp_repeats_are_each_counted_in_the_stats() -> None:
 
 
 class _FullSocket(socket.socket):
-    """A UDP socket whose first ``full`` sends find the buffer full (BlockingIOError)."""
+    """A UDP socket whose first ``full`` sends find the buffer full (BlockingIOError),
+    and whose first ``refused`` receives report an ICMP error (ConnectionRefusedError)."""
 
     full = 0
+    refused = 0
+
+    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, Any]:
+        if self.refused:
+            self.refused -= 1
+            raise ConnectionRefusedError
+        return super().recvfrom(size, flags)
 
     def sendto(self, data: Any, address: Any) -> int:  # type: ignore[override]
         if self.full:
@@ -944,3 +953,63 @@ async def test_udp_full_send_buffer_waits_once_then_drops_that_answer_only(
     assert got == answered
     dropped = [r for r in caplog.records if "dropped: the socket stayed full" in r.getMessage()]
     assert len(dropped) == full - 1
+
+
+@pytest.mark.anyio
+async def test_udp_queue_is_answered_in_batches_with_other_tasks_run_between() -> None:
+    """A flood cannot starve TCP: with 200 datagrams queued at once, another task runs
+    between batches of _UDP_BATCH answers, not only before the first and after the last."""
+    stats = DNSStats()
+    queued = 200
+    seen: list[int] = []
+
+    def answered() -> int:
+        return sum(stats.queries.values())
+
+    async def watch() -> None:
+        while answered() < queued:
+            seen.append(answered())
+            await anyio.lowlevel.checkpoint()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            for query_id in range(queued):  # all queued before the server reads one
+                client.sendto(_a_query("www.framing.test.", query_id), sock.getsockname())
+            async with anyio.create_task_group() as tg:
+                with anyio.fail_after(TIMEOUT):
+                    tg.start_soon(watch)
+                    tg.start_soon(
+                        _serve_udp, sock, _Serving(CountingAuthority(ZONE, stats=stats), ())
+                    )
+                    await until(lambda: answered() == queued)
+                tg.cancel_scope.cancel()
+    assert 0 < len({n for n in seen if 0 < n < queued}) <= queued // _UDP_BATCH
+
+
+@pytest.mark.anyio
+async def test_udp_receive_error_is_logged_and_the_next_datagram_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ICMP error reported on the socket (port unreachable for an earlier answer) is
+    not fatal: logged at DEBUG, and the query queued behind it is answered."""
+    caplog.set_level("DEBUG", logger="protocols.dns")
+    with _FullSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        sock.refused = 1
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_serve_udp, sock, _Serving(Authority(ZONE), ()))
+            with anyio.fail_after(TIMEOUT):
+                async with await anyio.create_connected_udp_socket(
+                    "127.0.0.1", sock.getsockname()[1]
+                ) as udp:
+                    await udp.send(_a_query("www.framing.test.", 9))
+                    answer = parse_message(await udp.receive())
+            tg.cancel_scope.cancel()
+    assert answer.header.id == 9
+    assert [r.getMessage() for r in caplog.records if "receive failed" in r.getMessage()] == [
+        "UDP receive failed: ConnectionRefusedError()"
+    ]
