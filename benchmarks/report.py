@@ -180,9 +180,9 @@ def _dns_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     lost = sum(r.get("lost_all_passes", r["lost"]) or 0 for r in ours_rows) if ours_rows else None
     return [
         _target(
-            "DNS TCP >= 0.5x unbound",
+            "DNS TCP >= 2x unbound",
             _ratio(qps.get(("ours", "tcp")), qps.get(("unbound", "tcp"))),
-            0.5,
+            2.0,
         ),
         _target(
             "DNS TCP >= 5x dnslib",
@@ -191,9 +191,9 @@ def _dns_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "against dnslib's best TCP run",
         ),
         _target(
-            "DNS UDP >= 0.25x unbound",
+            "DNS UDP >= 1.0x unbound",
             _ratio(qps.get(("ours", "udp")), qps.get(("unbound", "udp"))),
-            0.25,
+            1.0,
         ),
         {
             "target": "DNS: zero lost queries (ours, TCP and UDP)",

@@ -17,8 +17,9 @@ as a query would answer the wrong client), with an INFO line on
 ``protocols.dns`` at most once a second, saying how many were dropped. From
 any other peer a header is never looked for: its bytes are the query, as on TCP.
 
-The loop is a copy of :func:`protocols.dns.server._serve_udp`'s, kept apart
-so that the loop without proxies pays nothing for them.
+The loop is a copy of the task-and-wait loop of
+:func:`protocols.dns.server._serve_udp` (the one it runs on trio), kept apart so
+that the loop without proxies pays nothing for them.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from protocols.dns.message import (
     parse_message,
 )
 from protocols.dns.names import Name
+from protocols.dns.stats import CountingAuthority, DNSStats
 from protocols.dns.zone import example_zone, parse_zone
 from tests.protocols.dns.zones import OPERATOR_ZONE_TEXT
 
@@ -723,3 +724,43 @@ def test_keepalive_with_a_timeout_in_a_query_gets_formerr() -> None:
     authority = Authority(ZONE, tcp_keepalive=lambda: 100)
     answer = _with_options(authority, EdnsOption(11, b"\x00\x64"), udp=False)
     assert answer.rcode == Rcode.FORMERR
+
+
+def test_ready_udp_answers_are_respond_s_answers_behind_the_id(authority: Authority) -> None:
+    """The server's UDP fast path: query[:2] + ready[query[2:]] is respond's answer, byte
+    for byte; TCP answers, cookie answers and transfers are never held ready."""
+    ready = authority.ready_udp_answers()
+    www = Question(Name.from_text("www.framing.test."), RecordType.A)
+    plain = build_message(Message(Header(1, rd=True), (www,)))
+    with_edns = build_message(Message(Header(2), (www,), edns=Edns(4096)))
+    big = build_message(Message(Header(3), (Question(Name.from_text("big.framing.test."), 16),)))
+    for query in (plain, with_edns, big):
+        first = authority.respond(query, udp=True)
+        assert first is not None
+        again = b"\xbe\xef" + query[2:]
+        assert again[:2] + ready[again[2:]] == authority.respond(again, udp=True)
+    assert parse_message(b"\x00\x00" + ready[big[2:]]).header.tc  # truncated, as respond said
+    held = len(ready)
+    cookie = EdnsOption(10, _CLIENT_COOKIE)
+    authority.respond(
+        build_message(Message(Header(4), (www,), edns=Edns(options=(cookie,)))),
+        udp=True,
+        peer="127.0.0.1",
+    )
+    axfr = Question(Name.from_text("framing.test."), RecordType.AXFR)
+    authority.respond(build_message(Message(Header(5), (axfr,))), udp=True)
+    authority.respond(build_message(Message(Header(6), (www,))), udp=False)
+    assert len(ready) == held
+    assert len(authority.with_zones([ZONE]).ready_udp_answers()) == 0  # a reload starts empty
+
+
+def test_counting_authority_holds_no_ready_answers() -> None:
+    """Each of its answers is counted, so each goes through respond."""
+    stats = DNSStats()
+    counting = CountingAuthority(ZONE, stats=stats)
+    query = build_message(Message(Header(1), (Question(Name.from_text("www.framing.test."), 1),)))
+    for query_id in range(3):
+        counting.respond(query_id.to_bytes(2, "big") + query[2:], udp=True)
+    assert len(counting.ready_udp_answers()) == 0
+    assert len(counting.with_zones([ZONE]).ready_udp_answers()) == 0
+    assert stats.queries == {("udp", "A", "NOERROR"): 3}

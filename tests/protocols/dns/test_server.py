@@ -4,6 +4,7 @@ import inspect
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import dns.asyncbackend
 import dns.asyncquery
 import dns.edns
@@ -30,6 +32,9 @@ from protocols.dns.cli import _reload_on_hangup
 from protocols.dns.client import DNSClient, make_query, open_dns_client
 from protocols.dns.message import (
     SOA,
+    A,
+    Edns,
+    EdnsOption,
     Header,
     Message,
     Opcode,
@@ -47,9 +52,12 @@ from protocols.dns.server import (
     DEFAULT_MESSAGE_TIMEOUT,
     DNSServerInfo,
     _serial,
+    _serve_udp,
+    _Serving,
     run_dns_server,
     send_notify,
 )
+from protocols.dns.stats import CountingAuthority, DNSStats
 from protocols.dns.zone import EXAMPLE_ZONE_TEXT, example_zone, parse_zone
 from tests.framing.transports import until
 from tests.protocols.dns.zones import OPERATOR_ZONE_TEXT
@@ -807,3 +815,201 @@ async def test_sighup_builds_the_new_zones_index_off_the_event_loop(
         tg.cancel_scope.cancel()
     assert built_on
     assert threading.main_thread() not in built_on
+
+
+# --- the UDP fast path: ready answers, reload, cookies, counters (issue 15) ------
+
+
+async def _ask_udp(info: DNSServerInfo, query: bytes, *, source: str = "127.0.0.1") -> Message:
+    """One query over UDP from ``source``, and its answer."""
+    async with await anyio.create_udp_socket(local_host=source) as udp:
+        await udp.sendto(query, info.host, info.port)
+        answer, _ = await udp.receive()
+    return parse_message(answer)
+
+
+def _addresses(answer: Message) -> list[str]:
+    return sorted(r.rdata.address for r in answer.answers if isinstance(r.rdata, A))
+
+
+def _a_query(name: str, query_id: int, *options: EdnsOption) -> bytes:
+    edns = Edns(options=options) if options else None
+    return build_message(make_query(name, RecordType.A, query_id=query_id, edns=edns))
+
+
+@pytest.mark.anyio
+async def test_udp_repeat_after_sighup_gets_the_new_zones_answer(tmp_path: Path) -> None:
+    """A reload invalidates every ready answer: a repeat asked before it was held ready."""
+    path = tmp_path / "framing.test.zone"
+    path.write_text(EXAMPLE_ZONE_TEXT)
+    async with (
+        running(zone=parse_zone(EXAMPLE_ZONE_TEXT)) as info,
+        anyio.create_task_group() as tg,
+    ):
+        await tg.start(_reload_on_hangup, info, [str(path)])
+        with anyio.fail_after(TIMEOUT):
+            for query_id in (1, 2):  # the second is answered from the ready answers
+                answer = await _ask_udp(info, _a_query("www.framing.test.", query_id))
+                assert answer.header.id == query_id
+                assert _addresses(answer) == ["192.0.2.80", "192.0.2.81"]
+            path.write_text(
+                EXAMPLE_ZONE_TEXT.replace("2024060101", "2024060102").replace(
+                    "www         IN  A     192.0.2.80", "www         IN  A     192.0.2.82"
+                )
+            )
+            os.kill(os.getpid(), signal.SIGHUP)
+            await until(lambda: _serial(info.zones[0]) == 2024060102)
+            answer = await _ask_udp(info, _a_query("www.framing.test.", 3))
+        tg.cancel_scope.cancel()
+    assert answer.header.id == 3
+    assert _addresses(answer) == ["192.0.2.81", "192.0.2.82"]
+
+
+@pytest.mark.anyio
+async def test_udp_repeat_with_a_cookie_gets_a_cookie_made_for_its_own_client() -> None:
+    """RFC 7873: the same query bytes from two addresses get two server cookies, each
+    valid from its own address only: a cookie answer is never held ready."""
+    client_cookie = b"\x01\x02\x03\x04\x05\x06\x07\x08"
+    query = _a_query("www.framing.test.", 7, EdnsOption(10, client_cookie))
+    cookies: dict[str, bytes] = {}
+    async with running() as info:
+        with anyio.fail_after(TIMEOUT):
+            for source in ("127.0.0.1", "127.0.0.1", "127.0.0.2"):
+                answer = await _ask_udp(info, query, source=source)
+                assert answer.rcode == Rcode.NOERROR
+                assert answer.edns is not None
+                (cookie,) = [o.data for o in answer.edns.options if o.code == 10]
+                assert cookie[:8] == client_cookie
+                cookies[source] = cookie[8:]
+            assert cookies["127.0.0.1"] != cookies["127.0.0.2"]
+            for source, server_cookie in cookies.items():
+                for other in cookies:
+                    option = EdnsOption(10, client_cookie + server_cookie)
+                    answer = await _ask_udp(
+                        info, _a_query("www.framing.test.", 8, option), source=other
+                    )
+                    want = Rcode.NOERROR if other == source else Rcode.BADCOOKIE
+                    assert answer.rcode == want, (source, other)
+
+
+@pytest.mark.anyio
+async def test_udp_repeats_are_each_counted_in_the_stats() -> None:
+    """--metrics: an answer served from the ready answers is counted like any other."""
+    stats = DNSStats()
+    async with running(stats=stats) as info:
+        with anyio.fail_after(TIMEOUT):
+            for query_id in range(5):
+                answer = await _ask_udp(info, _a_query("www.framing.test.", query_id))
+                assert answer.rcode == Rcode.NOERROR
+            for query_id in range(3):
+                answer = await _ask_udp(info, _a_query("nowhere.framing.test.", query_id))
+                assert answer.rcode == Rcode.NXDOMAIN
+    assert stats.queries == {("udp", "A", "NOERROR"): 5, ("udp", "A", "NXDOMAIN"): 3}
+
+
+class _FullSocket(socket.socket):
+    """A UDP socket whose first ``full`` sends find the buffer full (BlockingIOError),
+    and whose first ``refused`` receives report an ICMP error (ConnectionRefusedError)."""
+
+    full = 0
+    refused = 0
+
+    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, Any]:
+        if self.refused:
+            self.refused -= 1
+            raise ConnectionRefusedError
+        return super().recvfrom(size, flags)
+
+    def sendto(self, data: Any, address: Any) -> int:  # type: ignore[override]
+        if self.full:
+            self.full -= 1
+            raise BlockingIOError
+        return super().sendto(data, address)
+
+
+@pytest.mark.parametrize(("full", "answered"), [(1, [1, 2]), (2, [2])])
+@pytest.mark.anyio
+async def test_udp_full_send_buffer_waits_once_then_drops_that_answer_only(
+    full: int, answered: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A send that finds the buffer full waits for it once and tries again; full again,
+    that answer is dropped (logged) and the next datagram is answered."""
+    caplog.set_level("DEBUG", logger="protocols.dns")
+    with _FullSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        sock.full = full
+        port = sock.getsockname()[1]
+        got: list[int] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_serve_udp, sock, _Serving(Authority(ZONE), ()))
+            with anyio.fail_after(TIMEOUT):
+                async with await anyio.create_connected_udp_socket("127.0.0.1", port) as udp:
+                    for query_id in (1, 2):
+                        await udp.send(_a_query("www.framing.test.", query_id))
+                    while answered[-1] not in got:
+                        got.append(parse_message(await udp.receive()).header.id)
+            tg.cancel_scope.cancel()
+    assert got == answered
+    dropped = [r for r in caplog.records if "dropped: the socket stayed full" in r.getMessage()]
+    assert len(dropped) == full - 1
+
+
+@pytest.mark.anyio
+async def test_udp_queue_is_answered_in_batches_with_other_tasks_run_between() -> None:
+    """A flood cannot starve TCP: with 200 datagrams queued at once, another task runs
+    between batches of _UDP_BATCH answers, not only before the first and after the last."""
+    stats = DNSStats()
+    queued = 200
+    seen: list[int] = []
+
+    def answered() -> int:
+        return sum(stats.queries.values())
+
+    async def watch() -> None:
+        while answered() < queued:
+            seen.append(answered())
+            await anyio.lowlevel.checkpoint()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            for query_id in range(queued):  # all queued before the server reads one
+                client.sendto(_a_query("www.framing.test.", query_id), sock.getsockname())
+            async with anyio.create_task_group() as tg:
+                with anyio.fail_after(TIMEOUT):
+                    tg.start_soon(watch)
+                    tg.start_soon(
+                        _serve_udp, sock, _Serving(CountingAuthority(ZONE, stats=stats), ())
+                    )
+                    await until(lambda: answered() == queued)
+                tg.cancel_scope.cancel()
+    assert 0 < len({n for n in seen if 0 < n < queued}) <= queued // _UDP_BATCH
+
+
+@pytest.mark.anyio
+async def test_udp_receive_error_is_logged_and_the_next_datagram_answered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An ICMP error reported on the socket (port unreachable for an earlier answer) is
+    not fatal: logged at DEBUG, and the query queued behind it is answered."""
+    caplog.set_level("DEBUG", logger="protocols.dns")
+    with _FullSocket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        sock.refused = 1
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_serve_udp, sock, _Serving(Authority(ZONE), ()))
+            with anyio.fail_after(TIMEOUT):
+                async with await anyio.create_connected_udp_socket(
+                    "127.0.0.1", sock.getsockname()[1]
+                ) as udp:
+                    await udp.send(_a_query("www.framing.test.", 9))
+                    answer = parse_message(await udp.receive())
+            tg.cancel_scope.cancel()
+    assert answer.header.id == 9
+    assert [r.getMessage() for r in caplog.records if "receive failed" in r.getMessage()] == [
+        "UDP receive failed: ConnectionRefusedError()"
+    ]
