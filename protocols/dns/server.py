@@ -322,14 +322,26 @@ def _question_text(query: bytes) -> str:
     return f"{kind} of {question.name}"
 
 
-def _refused_udp(query: bytes, peer: Any) -> None:
-    """Log a REFUSED answer over UDP when the query asked for a transfer."""
-    if _asks_transfer(query):
+def _answer_udp(authority: Authority, query: bytes, peer: Any) -> bytes | None:
+    """The answer to a datagram with no answer held ready; a bug costs that datagram only.
+
+    Malformed queries get their FORMERR from ``respond``; an exception out of it is
+    a bug of ours, logged with its traceback, and the next datagram is answered
+    (on every loop: on asyncio the loop's callback would go on, on trio the task
+    would end).
+    """
+    try:
+        answer = authority.respond(query, udp=True, peer=peer[0])
+    except Exception:
+        logger.exception("answering a UDP query from %s failed", _describe(peer))
+        return None
+    if answer is not None and answer[3] & 0xF == Rcode.REFUSED and _asks_transfer(query):
         logger.info(
             "refused %s to %s: transfers go over TCP (RFC 5936 4.2)",
             _question_text(query),
             _describe(peer),
         )
+    return answer
 
 
 async def _serve_udp(sock: socket.socket, serving: _Serving) -> None:
@@ -391,12 +403,7 @@ class _UDPReader:
                 self.current = authority
                 ready = self.ready = authority.ready_udp_answers().get
             tail = ready(data[2:])
-            if tail is not None:
-                answer: bytes | None = data[:2] + tail
-            else:
-                answer = authority.respond(data, udp=True, peer=peer[0])
-                if answer is not None and answer[3] & 0xF == Rcode.REFUSED:
-                    _refused_udp(data, peer)
+            answer = data[:2] + tail if tail is not None else _answer_udp(authority, data, peer)
             if answer is not None:
                 try:
                     sendto(answer, peer)
@@ -432,7 +439,6 @@ async def _serve_udp_waiting(sock: socket.socket, serving: _Serving) -> None:
     # bytecodes between two system calls (recvfrom and sendto are most of the time).
     recvfrom = sock.recvfrom
     sendto = sock.sendto
-    refused = Rcode.REFUSED
     current: Authority | None = None
     ready = _NOTHING_READY.get
     answered = 0
@@ -450,13 +456,8 @@ async def _serve_udp_waiting(sock: socket.socket, serving: _Serving) -> None:
         if authority is not current:  # started, or reloaded: the new one's answers
             current = authority
             ready = authority.ready_udp_answers().get
-        tail = ready(data[2:])
-        if tail is not None:  # never a transfer's, never a cookie's
-            answer: bytes | None = data[:2] + tail
-        else:
-            answer = authority.respond(data, udp=True, peer=peer[0])
-            if answer is not None and answer[3] & 0xF == refused:
-                _refused_udp(data, peer)
+        tail = ready(data[2:])  # never a transfer's, never a cookie's
+        answer = data[:2] + tail if tail is not None else _answer_udp(authority, data, peer)
         if answer is not None:
             # Sent inline: a coroutine per datagram for the rare full buffer costs more
             # than the send. Only a full buffer goes to _send_datagram, to wait once.

@@ -1013,3 +1013,37 @@ async def test_udp_receive_error_is_logged_and_the_next_datagram_answered(
     assert [r.getMessage() for r in caplog.records if "receive failed" in r.getMessage()] == [
         "UDP receive failed: ConnectionRefusedError()"
     ]
+
+
+@pytest.mark.anyio
+async def test_udp_a_bug_in_answering_costs_that_datagram_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An exception out of the authority is logged with its traceback, and the next
+    datagram is answered, on every loop (asyncio's readiness callback and trio's task)."""
+
+    class Buggy(Authority):
+        def respond(self, query: bytes, **options: Any) -> bytes | None:
+            if query[:2] == b"\x00\x07":
+                raise RuntimeError("a bug")
+            return super().respond(query, **options)
+
+    caplog.set_level("INFO", logger="protocols.dns")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.bind(("127.0.0.1", 0))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_serve_udp, sock, _Serving(Buggy(ZONE), ()))
+            with anyio.fail_after(TIMEOUT):
+                async with await anyio.create_connected_udp_socket(
+                    "127.0.0.1", sock.getsockname()[1]
+                ) as udp:
+                    await udp.send(_a_query("www.framing.test.", 7))
+                    await udp.send(_a_query("www.framing.test.", 8))
+                    answer = parse_message(await udp.receive())
+            tg.cancel_scope.cancel()
+    assert answer.header.id == 8
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage().startswith("answering a UDP query from 127.0.0.1:")
+    assert record.exc_info is not None
+    assert isinstance(record.exc_info[1], RuntimeError)
