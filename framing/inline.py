@@ -118,7 +118,8 @@ class _Listening(socket.socket):
     leave the backlog waiting. Here the reserved descriptor is given up, every
     waiting connection is accepted and closed, and the loop is told there is
     nothing more to accept (``BlockingIOError``). (uvloop accepts in libuv,
-    which does the same with a reserved descriptor of its own.)
+    which does the same with a reserved descriptor of its own, silently: see
+    :meth:`_InlineServer.watch_descriptors`.)
     """
 
     server: _InlineServer
@@ -563,6 +564,28 @@ class _InlineServer:
             closed,
         )
 
+    def watch_descriptors(self) -> None:
+        """Where the loop accepts in C (uvloop), tell when descriptors run out, once a second.
+
+        libuv, like ``serve``, closes the backlog at once with a descriptor it keeps
+        in reserve, but silently: a probe a second (open a descriptor, close it)
+        finds the condition and logs it with its reason. The connections it
+        closed are not counted (``connections_refused``): libuv does not say.
+        """
+        if self.draining:
+            return
+        try:
+            os.close(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        except OSError as exc:
+            if exc.errno in _OUT_OF_RESOURCES:
+                self.descriptors_log.log(
+                    logging.WARNING,
+                    "cannot accept connections (%s): connections arriving now are "
+                    "closed unserved",
+                    _reason(exc),
+                )
+        self.loop.call_later(1.0, self.watch_descriptors)
+
     # -- shutting down -------------------------------------------------------------
 
     async def shut_down(self, grace_period: float) -> None:
@@ -724,6 +747,8 @@ async def serve_inline(
     try:
         with CancelScope(shield=True):
             addresses, paths = await _listen(server, bound, backlog, servers)
+        if not isinstance(server.loop, asyncio.BaseEventLoop):
+            server.watch_descriptors()  # it accepts without calling _Listening.accept
         task_status.started(
             ServerInfo(addresses, paths, stats=server.stats, shedding=server.is_shedding)
         )

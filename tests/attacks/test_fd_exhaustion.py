@@ -20,6 +20,13 @@ from tests.attacks.harness import Peer, echo_server, frame, open_peers, peers, s
 
 pytestmark = pytest.mark.timeout(60)
 
+
+@pytest.fixture(params=["asyncio", "uvloop", "trio"])
+def loop(request: pytest.FixtureRequest) -> str:
+    """Both backends, and uvloop too: there libuv accepts, not the server's own code."""
+    return str(request.param)
+
+
 #: The server's soft limit on open descriptors.
 NOFILE = 128
 #: Clients that connect at once and stay: far more than the limit lets it serve.
