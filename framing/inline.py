@@ -244,6 +244,9 @@ class _Connection(asyncio.BufferedProtocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.pending is not None:  # the peer went before reading their answers
+            self.server.messages_dropped += len(self.pending)
+            self.pending = None
         self.server.retire(self)
 
     def pause_writing(self) -> None:
@@ -360,6 +363,8 @@ class _Connection(asyncio.BufferedProtocol):
 
     def fail(self, exc: BaseException) -> None:
         """The peer broke the framing (or timed out): one line, counted; close."""
+        if self.closing:
+            return  # ended already (respond's own error, say): one reason is enough
         if self.pending is not None:
             # Answers to the requests before the fault still wait for the peer to
             # read: they go first (reading is paused, so nothing else comes).
