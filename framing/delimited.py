@@ -51,6 +51,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final, final
 
+from framing import _accel
+from framing._accel import SplitDelimited
 from framing.base import BytesLike, EarlyCheck, EofPolicy, OversizePolicy
 from framing.delimiter_search import delimiter_search, first_match
 from framing.errors import (
@@ -93,6 +95,7 @@ class _DelimiterEngine:
         "_check_size",
         "_checked",
         "_clean",
+        "_csplit",
         "_delims",
         "_encode_delim",
         "_encode_set",
@@ -171,6 +174,9 @@ class _DelimiterEngine:
         #   others in C with the shortcut that fits the delimiters (Lines, one
         #   delimiter; several with one last byte have none), falling back to
         #   the general engine whenever the shortcut cannot prove its result.
+        #   With the C accelerator (framing/_accel.py), the shortcut for one
+        #   delimiter and for Lines is its loop: _split_c.
+        self._csplit: SplitDelimited | None = None
         if check is not None or len(ends) != 1:
             self._last = -1  # unused: no byte ends every delimiter
             self._feed = _DelimiterEngine._feed_general
@@ -178,9 +184,14 @@ class _DelimiterEngine:
         else:
             self._last = ends.pop()
             self._feed = _DelimiterEngine._feed_split
-            if len(delimiters) == 1:
+            lines = set(delimiters) == {b"\n", b"\r\n"}
+            if len(delimiters) == 1 or lines:
+                self._csplit = _accel.split_delimited()
+            if self._csplit is not None:
+                self._split = _DelimiterEngine._split_c
+            elif len(delimiters) == 1:
                 self._split = _DelimiterEngine._split_single
-            elif set(delimiters) == {b"\n", b"\r\n"}:
+            elif lines:
                 self._split = _DelimiterEngine._split_lines
             else:
                 self._split = _DelimiterEngine._split_none
@@ -468,6 +479,41 @@ class _DelimiterEngine:
         if records is None or not self._keep:
             return records
         return [p + delim for p in records]
+
+    def _split_c(self, data: bytes) -> list[bytes] | None:
+        r"""Split shortcut in C (one delimiter, or Lines'); see above and framing/_speedups.c.
+
+        The C loop cuts every record of the held bytes and ``data`` together and
+        says where the unterminated rest begins, or returns ``None`` (a record
+        over ``max_size``, a bare ``\n`` for strict ``Lines``): then nothing
+        has changed and the general engine judges the chunk.
+        """
+        csplit = self._csplit
+        assert csplit is not None  # chosen in __init__ only with the C loop
+        buf = self._buf
+        delim = self._delims[0]
+        lines = len(self._delims) == 2
+        if not buf:
+            # Nothing held: cut the chunk itself, and hold its unterminated rest.
+            result = csplit(data, delim, self._max_size, lines, self._keep, self._strict)
+            if result is None:
+                return None
+            records, pos = result
+            if pos < len(data):
+                buf += data[pos:] if len(data) - pos < 4096 else memoryview(data)[pos:]
+            return records
+        # The held bytes (no whole delimiter: _clean) may end with the start of
+        # one, which the chunk ends (b"ab\r" then b"\ncd"): cut the two as one
+        # buffer, then drop what was cut (O(1) at a bytearray's front).
+        held = len(buf)
+        buf += data
+        result = csplit(buf, delim, self._max_size, lines, self._keep, self._strict)
+        if result is None:
+            del buf[held:]
+            return None
+        records, pos = result
+        del buf[:pos]
+        return records
 
     def _split_none(self, data: bytes) -> list[bytes] | None:
         """Split shortcut of several delimiters other than Lines': none, the general engine."""
