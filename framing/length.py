@@ -787,11 +787,12 @@ class LengthPrefixed(_Prefixed[bytes]):
             and cut == head_min
             and check is None
         ):
-            # Plain and fixed-width (width 3 too): whole frames are cut in C
-            # when the accelerator is here and on (framing/_accel.py).
+            # Plain and fixed-width: whole frames are cut in C when the
+            # accelerator is here and on (framing/_accel.py), in feed's shortcut
+            # and in the engine's ``_parse`` (width 3, and limited feeds).
             self._csplit = _accel.split_length()
             self._little = int(byteorder == "little")
-        self._fast = (self._plain or plain_varint or self._csplit is not None) and check is None
+        self._fast = (self._plain or plain_varint) and check is None
         # The largest value the first header bytes hold whole (for feed's shortcut):
         # a varint byte under 0x80 is the last (a body under 128 bytes); anything
         # larger is oversize, or a longer varint.
