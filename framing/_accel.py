@@ -40,7 +40,9 @@ __all__ = [
 from framing.base import BytesLike
 
 SplitLength = Callable[[BytesLike, int, int, int, int, int], tuple[list[bytes], int, int]]
-SplitDelimited = Callable[[BytesLike, bytes, int, bool, bool, bool], tuple[list[bytes], int] | None]
+SplitDelimited = Callable[
+    [BytesLike, int, bytes, int, bool, bool, bool], tuple[list[bytes], int] | None
+]
 
 try:
     from framing._speedups import split_delimited as _c_delimited

@@ -21,10 +21,13 @@
  *              for a Py_ssize_t to count (untouched: Python reads it again
  *              and raises, skips or waits, messages intact).
  *
- * split_delimited(data, delimiter, max_size, lines, keep, strict)
+ * split_delimited(data, start, delimiter, max_size, lines, keep, strict)
  *     -> (records, pos) or None
  *   Records ended by `delimiter` (lines=False), or by \n or \r\n (lines=True,
- *   the `Lines()` rule: a \r just before the \n belongs to the ending).
+ *   the `Lines()` rule: a \r just before the \n belongs to the ending). The
+ *   first record begins at 0; no delimiter (for lines: no \n) may begin
+ *   before `start` (the caller knows its held bytes hold none: searching
+ *   them again on every chunk would be quadratic in a long record).
  *   `pos` is where the unterminated rest begins. Returns None, having decided
  *   nothing, when a record (the unterminated rest included) is longer than
  *   max_size, or (strict lines) a line ends with a bare \n: the Python engine
@@ -127,10 +130,10 @@ static PyObject *
 split_delimited(PyObject *self, PyObject *args)
 {
     Py_buffer view, delim;
-    Py_ssize_t max_size;
+    Py_ssize_t start, max_size;
     int lines, keep, strict;
-    if (!PyArg_ParseTuple(args, "y*y*nppp:split_delimited", &view, &delim, &max_size, &lines,
-                          &keep, &strict)) {
+    if (!PyArg_ParseTuple(args, "y*ny*nppp:split_delimited", &view, &start, &delim, &max_size,
+                          &lines, &keep, &strict)) {
         return NULL;
     }
     const char *data = (const char *)view.buf;
@@ -140,8 +143,8 @@ split_delimited(PyObject *self, PyObject *args)
     PyObject *records = NULL;
     PyObject *result = NULL;
     Py_ssize_t pos = 0;
-    if (!lines && dlen < 1) {
-        PyErr_SetString(PyExc_ValueError, "split_delimited: empty delimiter");
+    if ((!lines && dlen < 1) || start < 0 || start > end) {
+        PyErr_SetString(PyExc_ValueError, "split_delimited: empty delimiter or start out of range");
         goto done;
     }
     records = PyList_New(0);
@@ -150,8 +153,9 @@ split_delimited(PyObject *self, PyObject *args)
     }
     for (;;) {
         Py_ssize_t at, stop, size;
+        Py_ssize_t from = pos > start ? pos : start;
         if (lines) {
-            const char *hit = memchr(data + pos, '\n', (size_t)(end - pos));
+            const char *hit = memchr(data + from, '\n', (size_t)(end - from));
             if (hit == NULL) {
                 break;
             }
@@ -165,7 +169,7 @@ split_delimited(PyObject *self, PyObject *args)
             }
         }
         else {
-            at = find(data, pos, end, needle, dlen);
+            at = find(data, from, end, needle, dlen);
             if (at < 0) {
                 break;
             }
@@ -203,7 +207,8 @@ static PyMethodDef methods[] = {
     {"split_length", split_length, METH_VARARGS,
      "split_length(data, pos, width, little, max_size, limit) -> (frames, pos, need)"},
     {"split_delimited", split_delimited, METH_VARARGS,
-     "split_delimited(data, delimiter, max_size, lines, keep, strict) -> (records, pos) | None"},
+     "split_delimited(data, start, delimiter, max_size, lines, keep, strict)"
+     " -> (records, pos) | None"},
     {NULL, NULL, 0, NULL},
 };
 

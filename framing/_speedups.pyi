@@ -5,5 +5,12 @@ def split_length(
     data: BytesLike, pos: int, width: int, little: int, max_size: int, limit: int, /
 ) -> tuple[list[bytes], int, int]: ...
 def split_delimited(
-    data: BytesLike, delimiter: bytes, max_size: int, lines: bool, keep: bool, strict: bool, /
+    data: BytesLike,
+    start: int,
+    delimiter: bytes,
+    max_size: int,
+    lines: bool,
+    keep: bool,
+    strict: bool,
+    /,
 ) -> tuple[list[bytes], int] | None: ...

@@ -174,8 +174,8 @@ class _DelimiterEngine:
         #   others in C with the shortcut that fits the delimiters (Lines, one
         #   delimiter; several with one last byte have none), falling back to
         #   the general engine whenever the shortcut cannot prove its result.
-        #   With the C accelerator (framing/_accel.py), the shortcut for one
-        #   delimiter and for Lines is its loop: _split_c.
+        # - with the C accelerator (framing/_accel.py), one delimiter and
+        #   Lines' are split by its loop: _feed_c, _feed_split in fewer steps.
         self._csplit: SplitDelimited | None = None
         if check is not None or len(ends) != 1:
             self._last = -1  # unused: no byte ends every delimiter
@@ -188,8 +188,8 @@ class _DelimiterEngine:
             if len(delimiters) == 1 or lines:
                 self._csplit = _accel.split_delimited()
             if self._csplit is not None:
-                self._split = _DelimiterEngine._split_c
-            elif len(delimiters) == 1:
+                self._feed = _DelimiterEngine._feed_c
+            if len(delimiters) == 1:
                 self._split = _DelimiterEngine._split_single
             elif lines:
                 self._split = _DelimiterEngine._split_lines
@@ -394,6 +394,57 @@ class _DelimiterEngine:
                 return out
         return self._feed_general(chunk, limit)
 
+    def _feed_c(self, data: BytesLike, limit: int | None) -> list[bytes]:
+        r"""Feed strategy with the C loop (one delimiter, or Lines'): _feed_split's steps.
+
+        A chunk that ends no record is held as in ``_feed_split``. Otherwise
+        the C loop (framing/_speedups.c) cuts every record of the held bytes
+        and the chunk together and says where the unterminated rest begins;
+        or it returns ``None``, having changed nothing (a record over
+        ``max_size``, a bare ``\n`` for strict ``Lines``), and the general
+        engine judges the chunk to the byte.
+        """
+        if not self._clean or limit is not None:
+            # Records held back by a limit, a skip under way, or a limit now.
+            return self._feed_split(data, limit)
+        chunk = data if type(data) is bytes else bytes(data)
+        buf = self._buf
+        held = len(buf)
+        if self._last not in chunk:
+            # No record ends in this chunk: hold it (see _feed_split).
+            if held + len(chunk) <= self._max_size:
+                buf += chunk
+                return []
+            return self._feed_general(chunk, None)
+        csplit = self._csplit
+        assert csplit is not None  # _feed_c is chosen with the C loop only
+        delim = self._delims[0]
+        lines = len(self._delims) == 2
+        src: bytes | bytearray = chunk
+        start = 0
+        if held:
+            # The held bytes may end with the start of a delimiter that the
+            # chunk ends (b"ab\r" then b"\ncd"): cut the two as one buffer.
+            # They hold no whole delimiter (_clean), so the search starts
+            # where one could: after b"abc\r" with b"\r\n", at 4 - 2 + 1 = 3;
+            # for Lines at 4, the first byte a \n can be (the \r before it is
+            # looked at from there). Searching them again would be quadratic
+            # in a record that spans many chunks.
+            buf += chunk
+            src = buf
+            start = held if lines else max(held - len(delim) + 1, 0)
+        result = csplit(src, start, delim, self._max_size, lines, self._keep, self._strict)
+        if result is None:
+            del buf[held:]  # as it was
+            return self._feed_general(chunk, None)
+        records, pos = result
+        if held:
+            del buf[:pos]  # O(1) at a bytearray's front
+        elif pos < len(chunk):
+            # Hold the unterminated rest (through a view when long: one copy).
+            buf += chunk[pos:] if len(chunk) - pos < 4096 else memoryview(chunk)[pos:]
+        return records
+
     def _take(
         self, parts: list[bytes], size: int, first: bytes | None = None
     ) -> list[bytes] | None:
@@ -479,41 +530,6 @@ class _DelimiterEngine:
         if records is None or not self._keep:
             return records
         return [p + delim for p in records]
-
-    def _split_c(self, data: bytes) -> list[bytes] | None:
-        r"""Split shortcut in C (one delimiter, or Lines'); see above and framing/_speedups.c.
-
-        The C loop cuts every record of the held bytes and ``data`` together and
-        says where the unterminated rest begins, or returns ``None`` (a record
-        over ``max_size``, a bare ``\n`` for strict ``Lines``): then nothing
-        has changed and the general engine judges the chunk.
-        """
-        csplit = self._csplit
-        assert csplit is not None  # chosen in __init__ only with the C loop
-        buf = self._buf
-        delim = self._delims[0]
-        lines = len(self._delims) == 2
-        if not buf:
-            # Nothing held: cut the chunk itself, and hold its unterminated rest.
-            result = csplit(data, delim, self._max_size, lines, self._keep, self._strict)
-            if result is None:
-                return None
-            records, pos = result
-            if pos < len(data):
-                buf += data[pos:] if len(data) - pos < 4096 else memoryview(data)[pos:]
-            return records
-        # The held bytes (no whole delimiter: _clean) may end with the start of
-        # one, which the chunk ends (b"ab\r" then b"\ncd"): cut the two as one
-        # buffer, then drop what was cut (O(1) at a bytearray's front).
-        held = len(buf)
-        buf += data
-        result = csplit(buf, delim, self._max_size, lines, self._keep, self._strict)
-        if result is None:
-            del buf[held:]
-            return None
-        records, pos = result
-        del buf[:pos]
-        return records
 
     def _split_none(self, data: bytes) -> list[bytes] | None:
         """Split shortcut of several delimiters other than Lines': none, the general engine."""

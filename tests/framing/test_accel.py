@@ -106,10 +106,24 @@ def test_split_accepts_bytearray_and_memoryview() -> None:
     wire = b"\x00\x01a\x00\x02bc\x00"
     for data in (wire, bytearray(wire), memoryview(wire)):
         assert split_length(data, 0, 2, 0, 10, -1) == ([b"a", b"bc"], 7, -1)
-        assert split_delimited(data, b"\x00", 10, False, False, False) == (
+        assert split_delimited(data, 0, b"\x00", 10, False, False, False) == (
             [b"", b"\x01a", b"\x02bc"],
             8,
         )
+
+
+@needs_c
+def test_split_delimited_searches_from_start_but_cuts_from_0() -> None:
+    """The caller's held bytes hold no delimiter: the search skips them, the record keeps them."""
+    from framing._speedups import split_delimited
+
+    assert split_delimited(b"abcd\r\nef\r\n", 3, b"\r\n", 10, False, False, False) == (
+        [b"abcd", b"ef"],
+        10,
+    )
+    assert split_delimited(b"a\nb\r\nc", 2, b"", 10, True, False, False) == ([b"a\nb"], 5)
+    with pytest.raises(ValueError, match="start out of range"):
+        split_delimited(b"ab", 3, b"\n", 10, False, False, False)
 
 
 def test_width_8_length_too_large_to_count_waits_as_in_python() -> None:
