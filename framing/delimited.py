@@ -44,6 +44,11 @@ may be any bytes, for a protocol whose two directions differ (tokio-util's
 be too large as soon as more than ``max_size`` of its bytes have arrived that
 cannot be the start of a delimiter, so ``buffered`` never exceeds ``max_size``
 plus the longest delimiter, whatever a peer sends.
+
+With the optional C accelerator (:mod:`framing._accel`), one delimiter and
+``Lines()``'s have their records cut in C when no early check is set; the code
+here decides every limit and error, and is the reference both paths are
+tested against.
 """
 
 from __future__ import annotations

@@ -86,6 +86,11 @@ options above do not cover are declared with ``construct`` and framed by
 :class:`~framing.structured.StructPrefixed`, which delivers
 :class:`~framing.structured.Frame` values; both, and the varint codec of
 :mod:`framing.varint`, are importable from here too.
+
+With the optional C accelerator (:mod:`framing._accel`), a plain fixed-width
+header (no offset, adjustment, strip other than the header, or early check)
+has its whole frames cut in C; the code here decides everything else, and is
+the reference both paths are tested against.
 """
 
 from __future__ import annotations
