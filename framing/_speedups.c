@@ -56,15 +56,62 @@ read_length(const unsigned char *p, int width, int little)
     return value;
 }
 
-static PyObject *
-split_length(PyObject *self, PyObject *args)
+/* The arguments are read by hand (METH_FASTCALL, no format string): the call
+   is made once per chunk, and with small chunks its overhead is measurable. */
+
+static int
+check_nargs(const char *name, Py_ssize_t nargs, Py_ssize_t want)
 {
+    if (nargs != want) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, want, nargs);
+        return -1;
+    }
+    return 0;
+}
+
+/* (list, n) or (list, n, m) as a tuple; steals the list's reference. */
+static PyObject *
+pack(PyObject *list, Py_ssize_t n, Py_ssize_t m, int three)
+{
+    PyObject *result = PyTuple_New(three ? 3 : 2);
+    if (result == NULL) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 0, list);
+    PyObject *a = PyLong_FromSsize_t(n);
+    if (a == NULL) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(result, 1, a);
+    if (three) {
+        PyObject *b = PyLong_FromSsize_t(m);
+        if (b == NULL) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(result, 2, b);
+    }
+    return result;
+}
+
+static PyObject *
+split_length(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (check_nargs("split_length", nargs, 6) < 0) {
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    long width = PyLong_AsLong(args[2]);
+    int little = PyObject_IsTrue(args[3]);
+    unsigned long long max_size = PyLong_AsUnsignedLongLong(args[4]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
     Py_buffer view;
-    Py_ssize_t pos, limit;
-    int width, little;
-    unsigned long long max_size;
-    if (!PyArg_ParseTuple(args, "y*niiKn:split_length", &view, &pos, &width, &little,
-                          &max_size, &limit)) {
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     if (width < 1 || width > 8 || pos < 0 || pos > view.len) {
@@ -82,7 +129,7 @@ split_length(PyObject *self, PyObject *args)
     Py_ssize_t need = -1;
     Py_ssize_t count = 0;
     while (end - pos >= width && (limit < 0 || count < limit)) {
-        unsigned long long body = read_length(data + pos, width, little);
+        unsigned long long body = read_length(data + pos, (int)width, little);
         if (body > max_size || body > (unsigned long long)(PY_SSIZE_T_MAX / 2)) {
             need = -2;
             break;
@@ -105,7 +152,7 @@ split_length(PyObject *self, PyObject *args)
         count++;
     }
     PyBuffer_Release(&view);
-    return Py_BuildValue("(Nnn)", frames, pos, need);
+    return pack(frames, pos, need, 1);
 }
 
 /* The first occurrence of needle in data[from:end], or -1. */
@@ -127,19 +174,31 @@ find(const char *data, Py_ssize_t from, Py_ssize_t end, const char *needle, Py_s
 }
 
 static PyObject *
-split_delimited(PyObject *self, PyObject *args)
+split_delimited(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    Py_buffer view, delim;
-    Py_ssize_t start, max_size;
-    int lines, keep, strict;
-    if (!PyArg_ParseTuple(args, "y*ny*nppp:split_delimited", &view, &start, &delim, &max_size,
-                          &lines, &keep, &strict)) {
+    if (check_nargs("split_delimited", nargs, 7) < 0) {
+        return NULL;
+    }
+    if (!PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "split_delimited: the delimiter must be bytes");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t max_size = PyLong_AsSsize_t(args[3]);
+    int lines = PyObject_IsTrue(args[4]);
+    int keep = PyObject_IsTrue(args[5]);
+    int strict = PyObject_IsTrue(args[6]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
     const char *data = (const char *)view.buf;
-    const char *needle = (const char *)delim.buf;
+    const char *needle = PyBytes_AS_STRING(args[2]);
     const Py_ssize_t end = view.len;
-    const Py_ssize_t dlen = delim.len;
+    const Py_ssize_t dlen = PyBytes_GET_SIZE(args[2]);
     PyObject *records = NULL;
     PyObject *result = NULL;
     Py_ssize_t pos = 0;
@@ -191,7 +250,7 @@ split_delimited(PyObject *self, PyObject *args)
     if (end - pos > max_size) {
         goto undecided; /* the unterminated rest may be too long already */
     }
-    result = Py_BuildValue("(Nn)", records, pos); /* steals records */
+    result = pack(records, pos, 0, 0); /* steals records */
     records = NULL;
     goto done;
 undecided:
@@ -199,14 +258,13 @@ undecided:
 done:
     Py_XDECREF(records);
     PyBuffer_Release(&view);
-    PyBuffer_Release(&delim);
     return result;
 }
 
 static PyMethodDef methods[] = {
-    {"split_length", split_length, METH_VARARGS,
+    {"split_length", (PyCFunction)(void (*)(void))split_length, METH_FASTCALL,
      "split_length(data, pos, width, little, max_size, limit) -> (frames, pos, need)"},
-    {"split_delimited", split_delimited, METH_VARARGS,
+    {"split_delimited", (PyCFunction)(void (*)(void))split_delimited, METH_FASTCALL,
      "split_delimited(data, start, delimiter, max_size, lines, keep, strict)"
      " -> (records, pos) | None"},
     {NULL, NULL, 0, NULL},

@@ -97,6 +97,20 @@ def test_split_length_refuses_a_width_out_of_range() -> None:
         split_length(b"\x00\x01a", 0, 9, 0, 10, -1)
     with pytest.raises(ValueError, match="width or pos"):
         split_length(b"\x00\x01a", 4, 2, 0, 10, -1)
+    with pytest.raises(TypeError, match="takes 6 arguments"):
+        split_length(b"\x00\x01a", 0)  # type: ignore[call-arg]
+
+
+@needs_c
+def test_split_delimited_refuses_bad_arguments() -> None:
+    from framing._speedups import split_delimited
+
+    with pytest.raises(TypeError, match="must be bytes"):
+        split_delimited(b"a\n", 0, "\n", 10, False, False, False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="empty delimiter"):
+        split_delimited(b"a\n", 0, b"", 10, False, False, False)
+    with pytest.raises(TypeError):
+        split_delimited(b"a\n", 0, b"\n", "10", False, False, False)  # type: ignore[arg-type]
 
 
 @needs_c
