@@ -258,3 +258,55 @@ def test_delimited_c_and_python_paths_agree(data: st.DataObject, make: Any, stre
     limit = data.draw(st.none() | st.integers(1, 3))
     same_on_both_paths(make, chunks, limit)
     same_on_both_paths(make, [stream], None)
+
+
+# Long records and frames: the held-buffer paths for records over 4 KiB (views, and
+# the held block refilled or cut at its front), with max_size near their sizes.
+
+
+@st.composite
+def long_record_streams(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    sizes = draw(st.lists(st.integers(0, 9000), min_size=1, max_size=5))
+    ending = draw(st.sampled_from([b"\n", b"\r\n"]))
+    stream = b"".join(b"x" * n + ending for n in sizes) + b"y" * draw(st.integers(0, 5000))
+    cuts = draw(st.lists(st.integers(0, len(stream)), max_size=12))
+    return stream, cuts
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    case=long_record_streams(),
+    max_size=st.sampled_from([4000, 8000, 9000, 65536]),
+    kind=st.sampled_from(["lines", "lf", "crlf"]),
+    skip=st.booleans(),
+)
+def test_long_records_agree_on_both_paths(
+    case: tuple[bytes, list[int]], max_size: int, kind: str, skip: bool
+) -> None:
+    stream, cuts = case
+    policy = "skip" if skip else "raise"
+
+    def make() -> Framer[Any]:
+        if kind == "lines":
+            return Lines(max_size=max_size, on_oversize=policy)
+        return Delimited(b"\n" if kind == "lf" else b"\r\n", max_size=max_size, on_oversize=policy)
+
+    same_on_both_paths(make, split_at(stream, cuts), None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 20000), min_size=1, max_size=5),
+    cuts=st.lists(st.integers(0, 110000), max_size=12),
+    max_size=st.sampled_from([5000, 16384, 65535]),
+    width=st.sampled_from([2, 3, 4]),
+)
+def test_long_frames_agree_on_both_paths(
+    sizes: list[int], cuts: list[int], max_size: int, width: int
+) -> None:
+    stream = b"".join(n.to_bytes(width, "big") + b"z" * n for n in sizes)
+    same_on_both_paths(
+        lambda: LengthPrefixed(width, max_size=max_size),  # type: ignore[arg-type]
+        split_at(stream, cuts),
+        None,
+    )
