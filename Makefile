@@ -15,8 +15,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall whenever pyproject.toml changes (new dependencies, new extras).
-$(STAMP): pyproject.toml | $(BIN)/python
+# Reinstall whenever pyproject.toml changes (new dependencies, new extras), or the C
+# accelerator does (pip install -e compiles framing/_speedups.c in place, via setup.py).
+$(STAMP): pyproject.toml setup.py framing/_speedups.c | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
@@ -54,4 +55,4 @@ bench:
 	PYTHON=$(PYTHON) bash benchmarks/run.sh
 
 clean:
-	rm -rf $(VENV) .venv-bench docs/_build benchmarks/.build .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist
+	rm -rf $(VENV) .venv-bench docs/_build benchmarks/.build .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist framing/_speedups.*.so

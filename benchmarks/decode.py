@@ -36,16 +36,19 @@ CHUNKINGS = ("64k", "random")
 CHUNKING_NAMES = {"64k": "64 KiB chunks", "random": "random 1..4096-byte chunks"}
 SEED = 20260401
 
-#: Per framing: the contestants, in table order. "ours" first, "c" last.
+#: Per framing: the contestants, in table order. "ours" first, "c" last. "ours" is
+#: the framer as installed (with the C accelerator when it was built); "python" is
+#: the same framer on its pure-Python path, what a user without a compiler gets.
 PEERS = {
-    "len2": ("ours", "careful", "twisted", "asyncio", "anyio", "c"),
-    "len4": ("ours", "careful", "twisted", "asyncio", "anyio", "c"),
-    "lines": ("ours", "careful", "twisted", "asyncio", "anyio", "c"),
-    "crlf": ("ours", "careful", "twisted", "asyncio", "anyio", "c"),
+    "len2": ("ours", "python", "careful", "twisted", "asyncio", "anyio", "c"),
+    "len4": ("ours", "python", "careful", "twisted", "asyncio", "anyio", "c"),
+    "lines": ("ours", "python", "careful", "find", "twisted", "asyncio", "anyio", "c"),
+    "crlf": ("ours", "python", "careful", "find", "twisted", "asyncio", "anyio", "c"),
 }
 CONTESTANT_NAMES = {
     "len2": {
         "ours": "framing LengthPrefixed(2)",
+        "python": "ours, pure-Python path",
         "careful": "careful pure-Python loop",
         "twisted": "Twisted Int16StringReceiver",
         "asyncio": "asyncio StreamReader.readexactly",
@@ -54,6 +57,7 @@ CONTESTANT_NAMES = {
     },
     "len4": {
         "ours": "framing LengthPrefixed(4)",
+        "python": "ours, pure-Python path",
         "careful": "careful pure-Python loop",
         "twisted": "Twisted Int32StringReceiver",
         "asyncio": "asyncio StreamReader.readexactly",
@@ -62,7 +66,9 @@ CONTESTANT_NAMES = {
     },
     "lines": {
         "ours": "framing Lines()",
+        "python": "ours, pure-Python path",
         "careful": "careful bytes.split decoder",
+        "find": "bytes.find loop",
         "twisted": "Twisted LineOnlyReceiver",
         "asyncio": "asyncio StreamReader.readuntil",
         "anyio": "anyio BufferedByteReceiveStream.receive_until",
@@ -70,7 +76,9 @@ CONTESTANT_NAMES = {
     },
     "crlf": {
         "ours": 'framing Delimited(b"\\r\\n")',
+        "python": "ours, pure-Python path",
         "careful": "careful bytes.split decoder",
+        "find": "bytes.find loop",
         "twisted": "Twisted LineOnlyReceiver",
         "asyncio": "asyncio StreamReader.readuntil",
         "anyio": "anyio BufferedByteReceiveStream.receive_until",
@@ -207,21 +215,23 @@ def light_checksum(frames: Sequence[bytes]) -> int:
 
 
 def contestant(framing: str, name: str) -> decoders.Contestant:
-    if name == "ours":
-        return decoders.ours(framing)
     if name == "careful":
         return (
             decoders.careful_length(framing)
             if framing in decoders.WIDTH
             else (decoders.careful_split(framing))
         )
-    if name == "twisted":
-        return decoders.twisted_receiver(framing)
-    if name == "asyncio":
-        return decoders.asyncio_reader(framing)
-    if name == "anyio":
-        return decoders.anyio_buffered(framing)
-    raise ValueError(name)
+    makers: dict[str, Callable[[str], decoders.Contestant]] = {
+        "ours": decoders.ours,
+        "python": partial(decoders.ours, pure=True),
+        "find": decoders.find_loop,
+        "twisted": decoders.twisted_receiver,
+        "asyncio": decoders.asyncio_reader,
+        "anyio": decoders.anyio_buffered,
+    }
+    if name not in makers:
+        raise ValueError(name)
+    return makers[name](framing)
 
 
 def _measure_cell(
@@ -361,8 +371,18 @@ def run_decode() -> dict[str, Any]:
         "notes": notes,
         "repeats": repeats,
         "statistic": f"best of {repeats} runs, contestants taking turns (C: best of {repeats * 3})",
+        "accelerator": _accelerator(),
         "seconds": time.monotonic() - started,
     }
+
+
+def _accelerator() -> str:
+    """Which path "ours" ran: with the C accelerator, or pure Python (and why)."""
+    from framing import _accel
+
+    if _accel.enabled():
+        return "on"
+    return "off (FRAMING_NO_EXTENSIONS=1)" if _accel.available else "off (not built)"
 
 
 # -- part 2: scaling ----------------------------------------------------------------------

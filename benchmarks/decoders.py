@@ -49,8 +49,18 @@ def make_ours(framing: str) -> Callable[[], Any]:
     return lambda: Delimited(b"\r\n", max_size=BIG)
 
 
-def ours(framing: str) -> Contestant:
-    factory = make_ours(framing)
+def ours(framing: str, *, pure: bool = False) -> Contestant:
+    """Our framer; ``pure``: built on the pure-Python path (no C accelerator), as a
+    user without a compiler, or with ``FRAMING_NO_EXTENSIONS=1``, runs it."""
+    make = make_ours(framing)
+    factory = make
+    if pure:
+        from framing import _accel
+
+        def factory() -> Any:
+            with _accel.extensions(False):
+                return make()
+
     factory()  # fail now, not inside the timing, if the framer is not there
 
     def run(chunks: Sequence[bytes]) -> tuple[Frames, int]:
@@ -135,6 +145,61 @@ def careful_split(framing: str) -> Contestant:
             frames += lines
         elapsed = time.perf_counter_ns() - start
         if pending:
+            raise ValueError("stream ended inside a line")
+        return frames, elapsed
+
+    return run
+
+
+def find_loop(framing: str) -> Contestant:
+    r"""A plain ``bytes.find`` loop: the partial line waits in a bytearray, each line sliced once.
+
+    The issue's line peer: for every chunk, ``find`` each delimiter in it and slice
+    the line out (one copy); the line begun in an earlier chunk is completed
+    from the bytearray that holds its start. For ``lines`` a ``\r`` before the
+    ``\n`` is left out of the same slice; for ``crlf`` a ``\r\n`` split between
+    two chunks is found.
+    """
+    lines = framing == "lines"
+    needle = 10 if lines else b"\r\n"  # an int needle: one memchr (see careful_split)
+    step = 1 if lines else 2
+
+    def run(chunks: Sequence[bytes]) -> tuple[Frames, int]:
+        frames: Frames = []
+        append = frames.append
+        held = bytearray()
+        start = time.perf_counter_ns()
+        for chunk in chunks:
+            pos = 0
+            if held:
+                if not lines and held[-1] == 13 and chunk[:1] == b"\n":
+                    append(bytes(held[:-1]))  # a \r\n cut between two chunks
+                    held.clear()
+                    pos = 1
+                else:
+                    i = chunk.find(needle)
+                    if i < 0:
+                        held += chunk
+                        continue
+                    held += chunk[:i]
+                    if lines and held[-1:] == b"\r":
+                        del held[-1]
+                    append(bytes(held))
+                    held.clear()
+                    pos = i + step
+            find = chunk.find
+            i = find(needle, pos)
+            while i >= 0:
+                if lines and i > pos and chunk[i - 1] == 13:
+                    append(chunk[pos : i - 1])
+                else:
+                    append(chunk[pos:i])
+                pos = i + step
+                i = find(needle, pos)
+            if pos < len(chunk):
+                held += chunk[pos:]
+        elapsed = time.perf_counter_ns() - start
+        if held:
             raise ValueError("stream ended inside a line")
         return frames, elapsed
 

@@ -44,6 +44,11 @@ may be any bytes, for a protocol whose two directions differ (tokio-util's
 be too large as soon as more than ``max_size`` of its bytes have arrived that
 cannot be the start of a delimiter, so ``buffered`` never exceeds ``max_size``
 plus the longest delimiter, whatever a peer sends.
+
+With the optional C accelerator (:mod:`framing._accel`), one delimiter and
+``Lines()``'s have their records cut in C when no early check is set; the code
+here decides every limit and error, and is the reference both paths are
+tested against.
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final, final
 
+from framing import _accel
+from framing._accel import SplitDelimited
 from framing.base import BytesLike, EarlyCheck, EofPolicy, OversizePolicy
 from framing.delimiter_search import delimiter_search, first_match
 from framing.errors import (
@@ -93,6 +100,7 @@ class _DelimiterEngine:
         "_check_size",
         "_checked",
         "_clean",
+        "_csplit",
         "_delims",
         "_encode_delim",
         "_encode_set",
@@ -171,6 +179,10 @@ class _DelimiterEngine:
         #   others in C with the shortcut that fits the delimiters (Lines, one
         #   delimiter; several with one last byte have none), falling back to
         #   the general engine whenever the shortcut cannot prove its result.
+        # - with the C accelerator (framing/_accel.py), one delimiter and
+        #   Lines' are split by its loop, in ``feed``: _feed_split's steps, in
+        #   fewer; _feed_split takes what it leaves (a limit, a skip).
+        self._csplit: SplitDelimited | None = None
         if check is not None or len(ends) != 1:
             self._last = -1  # unused: no byte ends every delimiter
             self._feed = _DelimiterEngine._feed_general
@@ -178,9 +190,12 @@ class _DelimiterEngine:
         else:
             self._last = ends.pop()
             self._feed = _DelimiterEngine._feed_split
+            lines = set(delimiters) == {b"\n", b"\r\n"}
+            if len(delimiters) == 1 or lines:
+                self._csplit = _accel.split_delimited()
             if len(delimiters) == 1:
                 self._split = _DelimiterEngine._split_single
-            elif set(delimiters) == {b"\n", b"\r\n"}:
+            elif lines:
                 self._split = _DelimiterEngine._split_lines
             else:
                 self._split = _DelimiterEngine._split_none
@@ -238,7 +253,62 @@ class _DelimiterEngine:
             MalformedFrame: the early check rejected a record, or (strict
                 ``Lines``) a line ended with a bare ``\n``.
         """
-        return self._feed(self, data, limit)
+        csplit = self._csplit
+        if csplit is None or limit is not None or not self._clean:
+            # The pure-Python strategy chosen in __init__; with the C loop, also
+            # records held back by a limit, a skip under way, or a limit now.
+            return self._feed(self, data, limit)
+        # The C loop (one delimiter, or Lines'), in line: a call less per chunk
+        # (measured: a third of the time with 16 KiB lines in 2 KiB chunks).
+        # _feed_split's steps: a chunk that ends no record is held; otherwise
+        # the C loop (framing/_speedups.c) cuts every record of the held bytes
+        # and the chunk together and says where the unterminated rest begins,
+        # or returns None having changed nothing (a record over max_size, a
+        # bare \n for strict Lines), and the general engine judges the chunk.
+        chunk = data if type(data) is bytes else bytes(data)
+        buf = self._buf
+        held = len(buf)
+        if self._last not in chunk:
+            if held + len(chunk) <= self._max_size:
+                buf += chunk
+                return []
+            return self._feed_general(chunk, None)
+        delim = self._delims[0]
+        lines = len(self._delims) == 2
+        src: bytes | bytearray = chunk
+        start = 0
+        if held:
+            # The held bytes may end with the start of a delimiter that the
+            # chunk ends (b"ab\r" then b"\ncd"): cut the two as one buffer.
+            # They hold no whole delimiter (_clean), so the search starts
+            # where one could: after b"abc\r" with b"\r\n", at 4 - 2 + 1 = 3;
+            # for Lines at 4, the first byte a \n can be (the \r before it is
+            # looked at from there). Searching them again would be quadratic
+            # in a record that spans many chunks.
+            buf += chunk
+            src = buf
+            start = held if lines else max(held - len(delim) + 1, 0)
+        result = csplit(src, start, delim, self._max_size, lines, self._keep, self._strict)
+        if result is None:
+            del buf[held:]  # as it was
+            return self._feed_general(chunk, None)
+        records, pos = result
+        if held:
+            rest = len(buf) - pos
+            if 2 * rest >= len(buf):
+                del buf[:pos]  # O(1) at a bytearray's front when most of it stays
+            else:
+                # Most of it was cut: keep the block and refill it with the
+                # rest. ``del`` would move the rest to a new block, small, and
+                # the next long line would regrow it by copies (measured: 30%
+                # of the time with 16 KiB lines in 1-4096 byte chunks).
+                tail = buf[pos:]
+                buf.clear()
+                buf += tail
+        elif pos < len(chunk):
+            # Hold the unterminated rest (through a view when long: one copy).
+            buf += chunk[pos:] if len(chunk) - pos < 4096 else memoryview(chunk)[pos:]
+        return records
 
     def feed_eof(self) -> list[bytes]:
         """Say the stream has ended; return the last records.

@@ -86,6 +86,11 @@ options above do not cover are declared with ``construct`` and framed by
 :class:`~framing.structured.StructPrefixed`, which delivers
 :class:`~framing.structured.Frame` values; both, and the varint codec of
 :mod:`framing.varint`, are importable from here too.
+
+With the optional C accelerator (:mod:`framing._accel`), a plain fixed-width
+header (no offset, adjustment, strip other than the header, or early check)
+has its whole frames cut in C; the code here decides everything else, and is
+the reference both paths are tested against.
 """
 
 from __future__ import annotations
@@ -95,6 +100,8 @@ import struct
 from collections.abc import Callable
 from typing import Any, Generic, Literal, TypeVar, cast, final
 
+from framing import _accel
+from framing._accel import SplitLength
 from framing.base import BytesLike, EarlyCheck, OversizePolicy
 from framing.errors import (
     EncodeError,
@@ -173,9 +180,11 @@ class _Prefixed(Generic[T]):
         "_check",
         "_check_size",
         "_checked",
+        "_csplit",
         "_fast",
         "_head_len",
         "_head_min",
+        "_little",
         "_max_size",
         "_min_body",
         "_need",
@@ -227,6 +236,10 @@ class _Prefixed(Generic[T]):
         self._check = check
         self._check_size = check_size
         self._fast = False
+        # The C loop over whole frames (framing/_accel.py), set by LengthPrefixed
+        # for a plain fixed-width header; None: the pure-Python loops below.
+        self._csplit: SplitLength | None = None
+        self._little = 0
         self._buf = bytearray()
         self._need = -1
         self._head_len = 0
@@ -495,6 +508,25 @@ class _Prefixed(Generic[T]):
             self._checked = False
         if limit is not None and len(out) >= limit:
             return pos
+        csplit = self._csplit
+        if csplit is not None:
+            # The C loop (plain fixed-width headers): every whole frame from
+            # here, the limit honoured. It stops at Data(n), which it reports,
+            # and before a header it leaves to the loop below (over max_size).
+            frames, pos, need = csplit(
+                src,
+                pos,
+                head_min,
+                self._little,
+                max_size,
+                -1 if limit is None else limit - len(out),
+            )
+            out += cast("list[T]", frames)  # only LengthPrefixed (bytes) sets _csplit
+            if need >= 0 or (limit is not None and len(out) >= limit):
+                if need >= 0:
+                    self._need = need  # Data(n), as below
+                    self._head_len = head_min
+                return pos
         # Head, frame after frame: read the header once, then check the size,
         # then the early check, then cut the message.
         cut = strip
@@ -753,6 +785,18 @@ class LengthPrefixed(_Prefixed[bytes]):
             fmt is not None and length_offset == 0 and length_adjustment == 0 and cut == head_min
         )
         plain_varint = width == "varint" and length_offset == 0 and length_adjustment == 0
+        if (
+            width != "varint"
+            and length_offset == 0
+            and length_adjustment == 0
+            and cut == head_min
+            and check is None
+        ):
+            # Plain and fixed-width: whole frames are cut in C when the
+            # accelerator is here and on (framing/_accel.py), in feed's shortcut
+            # and in the engine's ``_parse`` (width 3, and limited feeds).
+            self._csplit = _accel.split_length()
+            self._little = int(byteorder == "little")
         self._fast = (self._plain or plain_varint) and check is None
         # The largest value the first header bytes hold whole (for feed's shortcut):
         # a varint byte under 0x80 is the last (a body under 128 bytes); anything
@@ -885,6 +929,24 @@ class LengthPrefixed(_Prefixed[bytes]):
                 chunk = b"".join((buf, chunk))
                 buf.clear()
                 self._need = -1
+        csplit = self._csplit
+        if csplit is not None:
+            # The C loop cuts every whole frame (framing/_accel.py); what it
+            # leaves is what the loop below leaves: Data(n), a partial header,
+            # or a header over max_size, which ``_parse`` refuses or skips.
+            frames, pos, need = csplit(chunk, pos, self._head_min, self._little, self._max_size, -1)
+            if out:
+                out += frames
+            else:
+                out = frames
+            if need >= 0:
+                self._need = need
+                self._head_len = self._head_min
+            elif need == -2:
+                pos = self._parse(chunk, pos, out, None)
+            if pos < len(chunk):
+                buf += chunk[pos:] if len(chunk) - pos < 4096 else memoryview(chunk)[pos:]
+            return out
         # The header is read by the reader a test of a local picks: ``struct``
         # for a fixed width; for a varint, its first byte by index, its second
         # too when the body is 128 bytes to 16 KiB, and ``read_varint`` beyond.

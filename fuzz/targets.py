@@ -26,6 +26,11 @@ the stream at ``c * len(stream) // 256``. The framer checks, on every input:
   delimiter) after any ``feed`` without a limit;
 - ``feed(stream, limit=k)`` then ``detach()`` into a ``clone()`` carries on
   exactly where the first framer stopped;
+- with the C accelerator (:mod:`framing._accel`): the ``length`` and
+  ``delimited`` targets run every check above on the C path and on the
+  pure-Python path, and the two give the same messages, ``buffered`` after
+  every ``feed``, the same error (type, text, ``messages``) and the same
+  held bytes (:func:`feed_trace`), whole, cut and with a limit;
 - every message delivered encodes to a frame that decodes back to itself.
   ``encode`` may refuse only what the framer's own limits forbid (a message
   over ``max_size``, one containing a delimiter), and only with an
@@ -41,6 +46,7 @@ from typing import Any, Final, Literal
 
 from construct import Int8ub, Int16ub, Int16ul, Int32ub, Struct
 
+from framing import _accel
 from framing.base import EarlyCheck, EofPolicy, Framer, OversizePolicy
 from framing.delimited import Delimited, Lines
 from framing.errors import EncodeError, FramingError
@@ -53,7 +59,14 @@ from protocols.dns.errors import DNSFormatError, ZoneError
 from protocols.dns.message import build_message, parse_message
 from protocols.dns.zone import parse_zone
 
-__all__ = ["FRAMER_TARGETS", "TARGETS", "FramerCase", "build_framer", "check_framer_input"]
+__all__ = [
+    "FRAMER_TARGETS",
+    "TARGETS",
+    "FramerCase",
+    "build_framer",
+    "check_framer_input",
+    "feed_trace",
+]
 
 #: Bytes of options, and of split settings, at the start of a framer input.
 OPTION_BYTES: Final = 8
@@ -315,6 +328,49 @@ def check_framer_input(family: str, data: bytes) -> None:
     _check_detach(make, stream, split[0] % 4, whole)
     if case.round_trip:
         _check_round_trip(case, whole)
+    if _accel.enabled() and family in _ACCELERATED:
+        for chunks, lim in (([stream], None), (cuts, None), (cuts, limit)):
+            _check_same_as_python(make, chunks, lim)
+
+
+# The families whose framers have a C path (framing/_speedups.c).
+_ACCELERATED: Final = ("length", "delimited")
+
+
+def feed_trace(framer: Framer[Any], chunks: list[bytes], limit: int | None = None) -> list[Any]:
+    """Everything a caller can see of ``framer`` fed ``chunks``, step by step.
+
+    After each ``feed``, its messages and ``buffered``; then ``feed_eof``'s; an
+    error ends the trace with its type, text, attributes and ``buffered``;
+    ``detach()`` last. Two implementations of one framer must give equal traces.
+    """
+    steps: list[Any] = []
+    try:
+        for chunk in chunks:
+            steps.append(("feed", framer.feed(chunk, limit=limit), framer.buffered))
+        steps.append(("eof", framer.feed_eof(), framer.buffered))
+    except FramingError as exc:
+        steps.append(("error", type(exc), str(exc), sorted(vars(exc).items()), framer.buffered))
+    steps.append(("detach", framer.detach()))
+    return steps
+
+
+def _check_same_as_python(
+    make: Callable[[], Framer[Any]], chunks: list[bytes], limit: int | None
+) -> None:
+    """The framer built with the C loops and the one built without see the same."""
+    fast = make()
+    with _accel.extensions(False):
+        pure = make()
+    got, want = feed_trace(fast, chunks, limit), feed_trace(pure, chunks, limit)
+    assert got == want, f"C path {got!r} != pure Python {want!r}"
+
+
+def _on_both_paths(family: str, data: bytes) -> None:
+    """Check one input on the C path (when built) and on the pure-Python path."""
+    for on in (True, False) if _accel.available else (False,):
+        with _accel.extensions(on):
+            check_framer_input(family, data)
 
 
 def _check_detach(make: Callable[[], Framer[Any]], stream: bytes, k: int, whole: Outcome) -> None:
@@ -366,13 +422,16 @@ def _check_round_trip(case: FramerCase, whole: Outcome) -> None:
 
 
 def fuzz_length(data: bytes) -> None:
-    """``LengthPrefixed`` (every width, order, offset, adjustment, strip) and ``StructPrefixed``."""
-    check_framer_input("length", data)
+    """``LengthPrefixed`` (every width, order, offset, adjustment, strip) and ``StructPrefixed``.
+
+    On both paths, C and pure Python, when the accelerator is built.
+    """
+    _on_both_paths("length", data)
 
 
 def fuzz_delimited(data: bytes) -> None:
-    """``Delimited`` (one or several delimiters, overlapping ones) and ``Lines``."""
-    check_framer_input("delimited", data)
+    """``Delimited`` (one or several delimiters, overlapping ones) and ``Lines``, on both paths."""
+    _on_both_paths("delimited", data)
 
 
 def fuzz_netstring(data: bytes) -> None:

@@ -31,6 +31,9 @@ from framing.testing import (
 )
 from tests.framing.traces import draw_steps, trace_feeds
 
+# Every test runs on the C accelerator and on the pure-Python code (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("implementation")
+
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

@@ -27,6 +27,9 @@ from framing.length import (
 )
 from framing.testing import assert_chunking_invariant, check_framer, feed_chunks, message_lists
 
+# Every test runs on the C accelerator and on the pure-Python code (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("implementation")
+
 # A real query, as dig sends it over TCP: "example.com. IN A", id 0x1234, RD set.
 DNS_QUERY = bytes.fromhex(
     "1234 0100 0001 0000 0000 0000 076578616d706c6503636f6d00 0001 0001".replace(" ", "")

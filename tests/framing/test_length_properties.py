@@ -22,6 +22,9 @@ from framing.testing import (
 )
 from tests.framing.traces import draw_steps, trace_feeds
 
+# Every test runs on the C accelerator and on the pure-Python code (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("implementation")
+
 MAX = 40  # small, so that messages exactly at max_size are drawn often
 
 
