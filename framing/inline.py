@@ -585,8 +585,7 @@ class _InlineServer:
             if exc.errno in _OUT_OF_RESOURCES:
                 self.descriptors_log.log(
                     logging.WARNING,
-                    "cannot accept connections (%s): connections arriving now are "
-                    "closed unserved",
+                    "cannot accept connections (%s): connections arriving now are closed unserved",
                     _reason(exc),
                 )
         self.loop.call_later(1.0, self.watch_descriptors)
