@@ -30,8 +30,9 @@ backlog closed at once), the peer's faults told apart from ``respond``'s, and a
 graceful shutdown (``grace_period``). Half-close: when the peer ends its side,
 what it sent last is answered, then the connection closes.
 
-Where there is no such transport (trio), or what is asked needs the handler's
-task (TLS, a PROXY protocol header), :func:`serve_inline` runs
+Behind proxies (``proxy_protocol``) each connection reads its PROXY header with
+:class:`~framing.proxy.ProxyHeaderParser` before the framer sees a byte. Where
+there is no such transport (trio), or with TLS, :func:`serve_inline` runs
 :func:`~framing.serve` with :func:`~framing.pipeline.serve_pipelined` as the
 handler, with the same results.
 """
@@ -56,17 +57,20 @@ from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskStatus
 from anyio.streams.stapled import MultiListener
 
 from framing import transport as _transport
-from framing.base import Framer
+from framing.base import BytesLike, Framer
 from framing.errors import (
     BufferBudgetExceeded,
     FramingError,
     IdleTimeout,
     MessageTimeout,
+    ProxyHeaderError,
 )
 from framing.pipeline import INLINE_FLUSH_SIZE, serve_pipelined
+from framing.proxy import V2_SIGNATURE, ProxyHeader, ProxyHeaderParser
 from framing.server import (
     _OUT_OF_RESOURCES,
     DEFAULT_GRACE_PERIOD,
+    DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_MAX_BUFFERED_TOTAL,
     DEFAULT_MAX_CONNECTIONS,
     ProxySource,
@@ -78,6 +82,8 @@ from framing.server import (
     _flatten_listeners,
     _RateLimitedLog,
     _reason,
+    _trusted_proxies,
+    _trusts,
     serve,
 )
 from framing.stream import DEFAULT_RECEIVE_SIZE, BufferBudget, FramedStream, check_stream_options
@@ -144,10 +150,12 @@ class _Connection(asyncio.BufferedProtocol):
         "ended",
         "failure",
         "framer",
+        "gate",
         "held",
         "message_started",
         "peer",
         "pending",
+        "proxy",
         "server",
         "shed",
         "since",
@@ -174,6 +182,11 @@ class _Connection(asyncio.BufferedProtocol):
         self.failure: BaseException | None = None  # the peer's fault, told once all is
         self.closing = False
         self.shed = False
+        # Behind proxies: the PROXY header awaited from a trusted proxy (its parser),
+        # True for a direct client's first read (a PROXY signature in it is refused),
+        # None once that is settled or when the server trusts no proxy.
+        self.gate: ProxyHeaderParser | bool | None = None
+        self.proxy: str | None = None  # the trusted proxy's own address, as a peer
 
     # -- the loop calls these ----------------------------------------------------
 
@@ -183,6 +196,13 @@ class _Connection(asyncio.BufferedProtocol):
         server = self.server
         peer = tr.get_extra_info("peername")
         self.peer, self.address = _describe_peer(_transport.address(peer or ""))
+        if server.behind_proxies:
+            if _trusts(server.proxies, server.proxy_unix, self.address):
+                # Counted per peer once its header names the client.
+                self.proxy, self.address = self.address or "", None
+                self.gate = ProxyHeaderParser(optional=server.proxy_optional)
+            else:
+                self.gate = True
         if not server.admit(self):
             self.closing = True
             tr.abort()
@@ -190,6 +210,8 @@ class _Connection(asyncio.BufferedProtocol):
         tr.set_write_buffer_limits(high=_WRITE_HIGH)
         if server.idle_timeout is not None:
             self.timer = server.loop.call_at(self.since + server.idle_timeout, self.check_time)
+        if self.proxy is not None:
+            server.loop.call_at(self.since + server.handshake_timeout, self.header_late)
         if server.draining:
             self.close()
 
@@ -200,10 +222,18 @@ class _Connection(asyncio.BufferedProtocol):
         server = self.server
         server.bytes_in += nbytes
         self.since = _now()
+        if self.gate is not None:
+            self.pass_gate(server.view[:nbytes])
+            return
+        self.received(server.view[:nbytes])
+
+    def received(self, data: BytesLike) -> None:
+        """Feed the framer a read, answer what it completed."""
+        server = self.server
         framer = self.framer
         error: BaseException | None = None
         try:
-            requests = framer.feed(server.view[:nbytes])
+            requests = framer.feed(data)
         except FramingError as exc:
             requests, error = exc.messages, exc
             exc.messages = []
@@ -221,6 +251,20 @@ class _Connection(asyncio.BufferedProtocol):
             self.close()
 
     def eof_received(self) -> bool:
+        if isinstance(self.gate, ProxyHeaderParser):
+            parser, self.gate = self.gate, None
+            if not parser.buffered:
+                self.close()  # a proxy's connect-only health check: nothing to serve
+                return True
+            try:
+                header, rest = parser.feed_eof()
+            except ProxyHeaderError as exc:
+                self.fail(exc)
+                return True
+            if not self.through_proxy(header) or self.closing:
+                return True
+            if rest:
+                self.received(rest)
         error: BaseException | None = None
         try:
             requests = self.framer.feed_eof()
@@ -273,6 +317,67 @@ class _Connection(asyncio.BufferedProtocol):
                 self.close()
                 return
         self.transport.resume_reading()  # type: ignore[union-attr]
+
+    # -- behind proxies ------------------------------------------------------------
+
+    def pass_gate(self, data: memoryview) -> None:
+        """A read before the PROXY question is settled: read the header, or refuse one."""
+        gate = self.gate
+        if gate is True:
+            self.gate = None
+            head = bytes(data[:12])
+            if head.startswith((b"PROXY ", V2_SIGNATURE)):
+                version = 1 if head.startswith(b"PROXY ") else 2
+                self.fail(
+                    ProxyHeaderError(
+                        "PROXY protocol",
+                        f"a version {version} header from a peer that is not a trusted proxy",
+                    )
+                )
+                return
+            self.received(data)
+            return
+        assert isinstance(gate, ProxyHeaderParser)
+        try:
+            result = gate.feed(data)
+        except ProxyHeaderError as exc:
+            self.gate = None
+            self.fail(exc)
+            return
+        if result is None:
+            return  # more of the header to come (bounded: the parser's max_size)
+        self.gate = None
+        if self.through_proxy(result[0]) and result[1]:
+            self.received(result[1])
+
+    def through_proxy(self, header: ProxyHeader | None) -> bool:
+        """The header is read: count the connection under its client; False if refused."""
+        client = None if header is None else header.client_address
+        if header is None or client is None:
+            # LOCAL (a health check), UNKNOWN, or no header where optional: the proxy itself.
+            self.address = self.proxy or None
+        else:
+            peer, self.address = _describe_peer((client, header.source_port))
+            self.peer = f"{peer} (via {self.peer})"
+        if not self.server.admit(self, entered=True):
+            self.closing = True
+            self.transport.abort()  # type: ignore[union-attr]
+            return False
+        return True
+
+    def header_late(self) -> None:
+        """``handshake_timeout`` after the connection: is its PROXY header whole yet?"""
+        gate = self.gate
+        if isinstance(gate, ProxyHeaderParser) and not self.closing:
+            self.gate = None
+            timeout = self.server.handshake_timeout
+            self.fail(
+                ProxyHeaderError(
+                    repr(gate),
+                    f"no complete PROXY header within {timeout} s "
+                    f"({gate.buffered} bytes of it held)",
+                )
+            )
 
     # -- the work ------------------------------------------------------------------
 
@@ -445,8 +550,15 @@ class _InlineServer:
         max_connections: int,
         max_connections_per_peer: int | None,
         max_buffered_total: int,
+        proxy_protocol: Sequence[ProxySource] = (),
+        proxy_protocol_optional: bool = False,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     ) -> None:
         self.respond = respond
+        self.proxies, self.proxy_unix = _trusted_proxies(proxy_protocol)
+        self.behind_proxies = bool(self.proxies) or self.proxy_unix
+        self.proxy_optional = proxy_protocol_optional
+        self.handshake_timeout = handshake_timeout
         self.framer = framer
         self.idle_timeout = idle_timeout
         self.message_timeout = message_timeout
@@ -493,12 +605,16 @@ class _InlineServer:
 
     # -- the table -----------------------------------------------------------------
 
-    def admit(self, connection: _Connection) -> bool:
-        """Make room for a newcomer, shedding if need be, and enter it; ``False``: refuse."""
+    def admit(self, connection: _Connection, *, entered: bool = False) -> bool:
+        """Make room for a newcomer, shedding if need be, and enter it; ``False``: refuse.
+
+        ``entered``: a connection from a trusted proxy, in the table already, whose
+        PROXY header has named its client: it is counted per peer now.
+        """
         address = connection.address
         open_now = len(self.connections) - self.shedding
         victims: Iterable[_Connection] = ()
-        if open_now >= self.max_connections:
+        if not entered and open_now >= self.max_connections:
             reason = f"{open_now} connections open, the limit"
             victims = self.connections
         elif (
@@ -519,6 +635,8 @@ class _InlineServer:
             if victim is None:
                 self.refused += 1
                 logger.info("refused %s: %s, every one busy", connection.peer, reason)
+                if entered:
+                    self.accepted -= 1  # refused after all, not served
                 return False
             victim.shed = True
             self.shedding += 1
@@ -531,9 +649,11 @@ class _InlineServer:
                 reason,
             )
             victim.close()
-        self.connections.add(connection)
         if address is not None:
             self.per_peer.setdefault(address, set()).add(connection)
+        if entered:
+            return True
+        self.connections.add(connection)
         self.accepted += 1
         self.all_closed.clear()
         return True
@@ -545,11 +665,11 @@ class _InlineServer:
         if connection.shed:
             self.shedding -= 1
         address = connection.address
-        if address is not None:
-            same = self.per_peer[address]
+        same = None if address is None else self.per_peer.get(address)
+        if same is not None:
             same.discard(connection)
             if not same:
-                del self.per_peer[address]
+                del self.per_peer[address]  # type: ignore[arg-type]
         if connection.held:
             self.budget.charge(-connection.held)
             connection.held = 0
@@ -607,12 +727,6 @@ class _InlineServer:
         await self.all_closed.wait()
 
 
-#: The keywords of :func:`~framing.serve` that only TLS or PROXY use.
-_TLS_AND_PROXY_OPTIONS = frozenset(
-    {"handshake_timeout", "tls_standard_compatible", "proxy_protocol_optional"}
-)
-
-
 def _check_respond(respond: Callable[..., object]) -> None:
     """Refuse a coroutine function: its answers would never be awaited."""
     if inspect.iscoroutinefunction(respond) or inspect.iscoroutinefunction(type(respond).__call__):
@@ -622,13 +736,9 @@ def _check_respond(respond: Callable[..., object]) -> None:
         )
 
 
-def _served_inline(
-    listeners: Sequence[SocketListener],
-    ssl_context: ssl.SSLContext | None,
-    proxy_protocol: Sequence[ProxySource],
-) -> bool:
+def _served_inline(listeners: Sequence[SocketListener], ssl_context: ssl.SSLContext | None) -> bool:
     """Whether :func:`serve_inline` can serve these listeners without tasks."""
-    if ssl_context is not None or proxy_protocol or _transport.asyncio_loop() is None:
+    if ssl_context is not None or _transport.asyncio_loop() is None:
         return False
     for listener in listeners:
         raw = listener.extra(SocketAttribute.raw_socket, None)
@@ -654,9 +764,11 @@ async def serve_inline(
     backlog: int = 65536,
     reuse_port: bool = False,
     ssl_context: ssl.SSLContext | None = None,
+    tls_standard_compatible: bool = True,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     proxy_protocol: Iterable[ProxySource] = (),
+    proxy_protocol_optional: bool = False,
     task_status: TaskStatus[ServerInfo] = TASK_STATUS_IGNORED,
-    **options: Any,
 ) -> None:
     """Serve requests with a plain function, until cancelled: no task per connection.
 
@@ -666,9 +778,12 @@ async def serve_inline(
     write, as :func:`~framing.pipeline.serve_pipelined` answers inline. When the
     peer ends its side, its last requests are answered, then the connection
     closes. On asyncio and uvloop the loop calls each connection back (see the
-    module); elsewhere, or with ``ssl_context`` or ``proxy_protocol``, this is
-    :func:`~framing.serve` with ``serve_pipelined(stream, respond)`` as the
-    handler. The results, counters and log lines are the same either way.
+    module); elsewhere, or with ``ssl_context``, this is :func:`~framing.serve`
+    with ``serve_pipelined(stream, respond)`` as the handler. The results,
+    counters and log lines are the same either way. Behind proxies
+    (``proxy_protocol``), as :func:`~framing.serve` says: the header is read
+    before the framer sees a byte, limits and log lines use the client it names,
+    and a PROXY header from anyone else is refused.
 
     ``respond`` raising a :class:`~framing.FramingError` (say
     :class:`~framing.MalformedFrame` for a request the framer cannot judge) is
@@ -698,12 +813,13 @@ async def serve_inline(
         backlog: the listen queue's length.
         reuse_port: set ``SO_REUSEPORT`` on the listening sockets.
         ssl_context: serve TLS (then :func:`~framing.serve` serves).
-        proxy_protocol: the proxies trusted to send a PROXY header (then
-            :func:`~framing.serve` serves).
+        tls_standard_compatible: as for :func:`~framing.serve` (with TLS).
+        handshake_timeout: seconds for a TLS handshake, or for a PROXY header.
+        proxy_protocol: the proxies trusted to send a PROXY header, as for
+            :func:`~framing.serve`.
+        proxy_protocol_optional: serve a trusted proxy's connection that does
+            not begin with a PROXY header as its own, instead of refusing it.
         task_status: for ``task_group.start``: receives the :class:`ServerInfo`.
-        **options: the other keywords of :func:`~framing.serve` for TLS and
-            PROXY (``handshake_timeout``, ``tls_standard_compatible``,
-            ``proxy_protocol_optional``), which apply only with those.
 
     Raises:
         TypeError: ``respond`` is a coroutine function.
@@ -711,14 +827,12 @@ async def serve_inline(
         ValueError: a receive_size or timeout no stream can have.
     """
     _check_respond(respond)
-    unknown = set(options) - _TLS_AND_PROXY_OPTIONS
-    if unknown:
-        raise TypeError(f"serve_inline got unexpected keywords: {', '.join(sorted(unknown))}")
     check_stream_options(
         receive_size=receive_size, idle_timeout=idle_timeout, message_timeout=message_timeout
     )
     # Read once: a generator given here is passed on to serve, too.
     proxy_protocol = [proxy_protocol] if isinstance(proxy_protocol, str) else [*proxy_protocol]
+    _trusted_proxies(proxy_protocol)  # a bad entry raises before binding
     common: dict[str, Any] = {
         "idle_timeout": idle_timeout,
         "message_timeout": message_timeout,
@@ -726,12 +840,15 @@ async def serve_inline(
         "max_connections": max_connections,
         "max_connections_per_peer": max_connections_per_peer,
         "max_buffered_total": max_buffered_total,
+        "handshake_timeout": handshake_timeout,
+        "proxy_protocol": proxy_protocol,
+        "proxy_protocol_optional": proxy_protocol_optional,
     }
     if listeners is None:
         bound = await _bind(host, port, backlog=backlog, reuse_port=reuse_port)
     else:
         bound = _flatten_listeners(listeners)
-    if not _served_inline(bound, ssl_context, proxy_protocol):
+    if not _served_inline(bound, ssl_context):
         handler = partial(_pipelined, respond=respond)
         await serve(
             handler,
@@ -739,10 +856,9 @@ async def serve_inline(
             listeners=bound,
             grace_period=grace_period,
             ssl_context=ssl_context,
-            proxy_protocol=proxy_protocol,
+            tls_standard_compatible=tls_standard_compatible,
             task_status=task_status,
             **common,
-            **options,
         )
         return
     server = _InlineServer(respond, framer, **common)

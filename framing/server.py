@@ -312,6 +312,21 @@ def _trusted_proxies(
     return tuple(networks), unix
 
 
+def _trusts(
+    proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+    unix: bool,
+    address: str | None,
+) -> bool:
+    """Whether the peer at ``address`` (``None``: a Unix socket's) may send a PROXY header."""
+    if address is None:
+        return unix
+    if not proxies:
+        return False
+    ip = ipaddress.ip_address(address.partition("%")[0])
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:10.0.0.5 on a dual-stack socket
+    return any(ip in network or (mapped is not None and mapped in network) for network in proxies)
+
+
 def _flatten(exc: BaseException) -> list[BaseException]:
     if isinstance(exc, BaseExceptionGroup):
         return [leaf for inner in exc.exceptions for leaf in _flatten(inner)]
@@ -606,15 +621,7 @@ class _Server:
 
     def trusts(self, address: str | None) -> bool:
         """Whether the peer at ``address`` (``None``: a Unix socket's) may send a PROXY header."""
-        if address is None:
-            return self.proxy_unix
-        if not self.proxies:
-            return False
-        ip = ipaddress.ip_address(address.partition("%")[0])
-        mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:10.0.0.5 on a dual-stack socket
-        return any(
-            ip in network or (mapped is not None and mapped in network) for network in self.proxies
-        )
+        return _trusts(self.proxies, self.proxy_unix, address)
 
     def open_from(self, address: str) -> int:
         """Connections open from ``address``, not counting those shed and still closing."""

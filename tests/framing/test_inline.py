@@ -416,3 +416,92 @@ def test_on_uvloop_too() -> None:
                 assert info.stats.messages_out == 3
 
     anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+
+
+def v1(client: str, port: int = 5555) -> bytes:
+    return f"PROXY TCP4 {client} 127.0.0.1 {port} 80\r\n".encode()
+
+
+async def test_behind_a_proxy_the_header_names_the_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The header is read before the framer sees a byte; log lines name the client."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with anyio.fail_after(10):
+        async with (
+            running(same, lp(max_size=10), proxy_protocol=["127.0.0.1"]) as info,
+            await connect("127.0.0.1", info.port, lp()) as client,
+        ):
+            # The header split across reads, the first frame in the same write as its end.
+            header = v1("10.9.8.7", 4321)
+            await client.transport_stream.send(header[:7])
+            await anyio.sleep(0.05)
+            await client.transport_stream.send(header[7:] + lp().encode(b"hello"))
+            assert await client.receive() == b"hello"
+            await client.transport_stream.send(b"\x00\xff")  # over max_size
+            assert await closed_by_server(client)
+    (line,) = [r.getMessage() for r in caplog.records if "FrameTooLarge" in r.getMessage()]
+    assert line.startswith("closed 10.9.8.7:4321 (via 127.0.0.1:")
+
+
+async def test_behind_a_proxy_the_per_peer_limit_counts_clients_not_the_proxy() -> None:
+    with anyio.fail_after(10):
+        async with running(
+            same, lp(), proxy_protocol=["127.0.0.1"], max_connections_per_peer=1
+        ) as info:
+            clients = [await connect("127.0.0.1", info.port, lp()) for _ in range(3)]
+            try:
+                # Two clients behind one proxy: both served.
+                for client, name in zip(clients[:2], ("10.0.0.1", "10.0.0.2"), strict=True):
+                    await client.transport_stream.send(v1(name) + lp().encode(name.encode()))
+                    assert await client.receive() == name.encode()
+                # A second connection of 10.0.0.1 sheds the first (waiting longest).
+                await clients[2].transport_stream.send(v1("10.0.0.1") + lp().encode(b"again"))
+                assert await clients[2].receive() == b"again"
+                assert await closed_by_server(clients[0])
+                await clients[1].send(b"still")
+                assert await clients[1].receive() == b"still"
+                assert info.stats.connections_shed == 1
+            finally:
+                for client in clients:
+                    await client.aclose()
+
+
+async def test_behind_a_proxy_a_missing_or_late_header_closes_that_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    with anyio.fail_after(10):
+        async with running(same, lp(), proxy_protocol=["127.0.0.1"], handshake_timeout=0.3) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as plain:
+                await plain.send(b"no header")
+                assert await closed_by_server(plain)
+            async with await connect("127.0.0.1", info.port, lp()) as slow:
+                await slow.transport_stream.send(b"PROXY TCP4 10.")
+                assert await closed_by_server(slow)
+            assert info.stats.errors == {"ProxyHeaderError": 2}
+    lines = [r.getMessage() for r in caplog.records if "ProxyHeaderError" in r.getMessage()]
+    assert len(lines) == 2
+    assert "within 0.3 s" in lines[1]
+
+
+async def test_a_header_from_a_peer_that_is_not_a_trusted_proxy_is_refused() -> None:
+    with anyio.fail_after(10):
+        async with running(same, lp(), proxy_protocol=["10.0.0.0/8"]) as info:
+            async with await connect("127.0.0.1", info.port, lp()) as forged:
+                await forged.transport_stream.send(v1("10.1.1.1") + lp().encode(b"x"))
+                assert await closed_by_server(forged)
+            async with await connect("127.0.0.1", info.port, lp()) as direct:
+                await direct.send(b"plain")
+                assert await direct.receive() == b"plain"
+            assert info.stats.errors == {"ProxyHeaderError": 1}
+
+
+async def test_behind_a_proxy_the_optional_header_may_be_absent() -> None:
+    with anyio.fail_after(10):
+        async with (
+            running(same, lp(), proxy_protocol=["127.0.0.1"], proxy_protocol_optional=True) as info,
+            await connect("127.0.0.1", info.port, lp()) as client,
+        ):
+            await client.send(b"as it is")
+            assert await client.receive() == b"as it is"
