@@ -165,7 +165,10 @@ find(const char *data, Py_ssize_t from, Py_ssize_t end, const char *needle, Py_s
             return -1;
         }
         Py_ssize_t at = hit - data;
-        if (memcmp(hit + 1, needle + 1, (size_t)(n - 1)) == 0) {
+        /* The common delimiters are one or two bytes (\r\n): compare in line,
+           a call to memcmp per candidate costs as much as the search. */
+        if (n == 1 || (n == 2 ? hit[1] == needle[1]
+                              : memcmp(hit + 1, needle + 1, (size_t)(n - 1)) == 0)) {
             return at;
         }
         from = at + 1;
