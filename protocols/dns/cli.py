@@ -192,6 +192,10 @@ async def serve_dns(
     """
     zones = (zone,) if isinstance(zone, Zone) else tuple(zone)
     stats = DNSStats() if metrics is not None else None
+    if worker_index() not in (None, 0):
+        # Every worker reloads on SIGHUP (the supervisor passes it on); one NOTIFY
+        # per new serial is enough, so only the first worker sends them.
+        notify = ()
     async with metrics_endpoint(metrics, _print), anyio.create_task_group() as tg:
         try:
             info: DNSServerInfo = await tg.start(

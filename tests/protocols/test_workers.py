@@ -22,6 +22,7 @@ from pathlib import Path
 
 import anyio
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import pytest
@@ -453,3 +454,49 @@ def test_dns_workers_dnsperf_loses_nothing(
     assert lost, done.stdout
     assert int(sent.group(1)) == 3000
     assert (int(completed.group(1)), int(lost.group(1))) == (3000, 0), done.stdout
+
+
+ZONE = """$ORIGIN framing.test.
+$TTL 300
+@    SOA  ns1 hostmaster {serial} 3600 600 86400 300
+@    NS   ns1
+ns1  A    127.0.0.1
+www  A    127.0.0.1
+"""
+
+
+def test_dns_workers_send_one_notify_per_new_serial(
+    launcher: Launcher,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Each worker reloads on SIGHUP, but a secondary hears of a new serial once."""
+    zone = tmp_path / "framing.test.zone"
+    zone.write_text(ZONE.format(serial=1))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as secondary:
+        secondary.bind(("127.0.0.1", 0))
+        secondary.settimeout(0.2)
+        target = f"127.0.0.1:{secondary.getsockname()[1]}"
+        server = launcher.start(
+            "dns", "--port", "0", "--workers", "2", "--zone", str(zone), "--notify", target
+        )
+        pattern = r"worker \d \(pid \d+\): framing dns: serving"
+        deadline = time.monotonic() + TIMEOUT
+        while len(re.findall(pattern, server.out)) < 2:  # bounded
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"dns workers did not start\n{server.out}\n{server.err}")
+            time.sleep(0.02)
+        zone.write_text(ZONE.format(serial=2))
+        server.proc.send_signal(signal.SIGHUP)
+        notifies: list[tuple[str, int]] = []
+        end = time.monotonic() + 3.0  # NOTIFY_TIMEOUT is 1 s: a second sender would show
+        while time.monotonic() < end:  # bounded
+            try:
+                data, peer = secondary.recvfrom(65535)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            assert query.opcode() == dns.opcode.NOTIFY
+            notifies.append(peer)
+            secondary.sendto(dns.message.make_response(query).to_wire(), peer)
+        assert len(notifies) == 1, notifies
+    assert server.stop(signal.SIGTERM) == 0
