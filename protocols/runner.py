@@ -36,6 +36,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 
@@ -210,6 +211,8 @@ def run(main: Callable[[], Awaitable[object]], *, loop: str = "asyncio") -> int:
         or :attr:`CommandError.status` (with the message printed on stderr) when
         ``main`` raised :class:`CommandError` or the loop is not available.
     """
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = [signal.getsignal(signum) for signum in _STOP_SIGNALS] if main_thread else []
     try:
         backend, options = _backend(loop)
         return anyio.run(_supervise, main, backend=backend, backend_options=options)
@@ -220,6 +223,9 @@ def run(main: Callable[[], Awaitable[object]], *, loop: str = "asyncio") -> int:
         # A Ctrl-C that landed before the signal receiver was open (while the
         # loop was starting) or after it closed: still a requested stop.
         return 0
+    finally:
+        for signum, handler in zip(_STOP_SIGNALS, previous, strict=False):
+            signal.signal(signum, handler)
 
 
 def _backend(loop: str) -> tuple[str, dict[str, object]]:
@@ -243,7 +249,15 @@ async def _supervise(main: Callable[[], Awaitable[object]]) -> int:
     """Run ``main`` beside a signal watcher; the first to finish stops the other."""
     # The receiver is opened before main starts, so a signal that arrives once a
     # server has printed its address is always caught here (a test relies on it).
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    # A second stop signal is common (Ctrl-C reaches every process of the
+    # terminal's group; a service manager may send SIGTERM too) and must not turn
+    # a clean stop into a death by signal: trio gives the receiver's signals their
+    # previous handlers back when it closes, then delivers again those still
+    # queued, and asyncio gives them their default action back. So they are
+    # ignored before it opens and again once it has closed, with no await in
+    # between (framing.workers does the same in each worker); run() restores them.
+    _ignore_stop_signals()
+    with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
         status: object = None
         try:
             async with anyio.create_task_group() as tg:
@@ -253,7 +267,21 @@ async def _supervise(main: Callable[[], Awaitable[object]]) -> int:
         except* CommandError as group:
             # Raised inside a task group, so it arrives wrapped (perhaps twice).
             raise _first(group) from None
+        finally:
+            # Before the receiver closes (trio re-delivers on close, to these).
+            _ignore_stop_signals()
+    _ignore_stop_signals()  # asyncio restored the default action on closing
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _ignore_stop_signals() -> None:
+    """SIGINT and SIGTERM ignored (in the main thread; elsewhere nothing can be set)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 def _first(group: BaseExceptionGroup[CommandError]) -> CommandError:

@@ -236,6 +236,20 @@ def test_echo_subcommand_serves_and_stops(launcher: Launcher, loop: str) -> None
     assert server.stop(signal.SIGTERM) == 0
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop", "trio"])
+def test_a_second_stop_signal_does_not_turn_a_clean_stop_into_a_death(
+    launcher: Launcher, loop: str
+) -> None:
+    """Ctrl-C reaches every process of the terminal's group, and a service manager may
+    send SIGTERM as well: the second signal, queued while the first stop runs, must
+    not kill the process by signal once the stop is done (it did, on trio)."""
+    for _ in range(3):  # a race: a few tries
+        server, _ = launcher.echo("--loop", loop)
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.send_signal(signal.SIGINT)
+        assert server.wait() == 0, server.err
+
+
 def test_echo_uvloop_serves_or_says_it_is_missing(launcher: Launcher) -> None:
     server = launcher.start("echo", "--port", "0", "--loop", "uvloop")
     if importlib.util.find_spec("uvloop") is None:
