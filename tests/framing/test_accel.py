@@ -310,3 +310,40 @@ def test_long_frames_agree_on_both_paths(
         split_at(stream, cuts),
         None,
     )
+
+
+class _Reusing:
+    """Feeds a framer views of one reused buffer, filled just before each feed."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        size = max((len(c) for c in chunks), default=0)
+        self.shared = bytearray(size)
+
+    def view(self, chunk: bytes) -> memoryview:
+        self.shared[: len(chunk)] = chunk
+        return memoryview(self.shared)[: len(chunk)]
+
+
+@DIFF
+@given(data=st.data(), make=length_configs, stream=length_streams())
+def test_length_prefixed_fed_views_of_a_reused_buffer_gives_what_bytes_give(
+    data: st.DataObject, make: Any, stream: bytes
+) -> None:
+    chunks = data.draw(chunkings_of(stream))
+    reuse = _Reusing(chunks)
+    for on in (True, False):
+        with _accel.extensions(on):
+            by_view, by_bytes = make(), make()
+        for chunk in chunks:
+            got: list[Any] = []
+            want: list[Any] = []
+            for framer, piece, out in ((by_view, reuse.view(chunk), got), (by_bytes, chunk, want)):
+                try:
+                    out.append(framer.feed(piece))
+                except FrameTooLarge as exc:
+                    out.append(("FrameTooLarge", str(exc), exc.messages))
+            assert got == want
+            assert all(type(m) is bytes for batch in got if isinstance(batch, list) for m in batch)
+            assert by_view.buffered == by_bytes.buffered
+            if isinstance(want[0], tuple):
+                break
