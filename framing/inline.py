@@ -40,7 +40,6 @@ handler, with the same results.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import math
 import os
@@ -65,7 +64,12 @@ from framing.errors import (
     MessageTimeout,
     ProxyHeaderError,
 )
-from framing.pipeline import INLINE_FLUSH_SIZE, serve_pipelined
+from framing.pipeline import (
+    INLINE_FLUSH_SIZE,
+    _is_coroutine_function,
+    _refuse_awaitable,
+    serve_pipelined,
+)
 from framing.proxy import V2_SIGNATURE, ProxyHeader, ProxyHeaderParser
 from framing.server import (
     _OUT_OF_RESOURCES,
@@ -101,18 +105,6 @@ _CLOSE_LINGER = _transport.CLOSE_LINGER
 # The clock of the timers: the loop's (asyncio's and uvloop's loop.time() read the
 # same monotonic clock), called without a Python frame on each read.
 _now = time.monotonic
-
-
-def _refused_awaitable(respond: Callable[..., object], answer: object) -> TypeError | None:
-    """The error for a plain ``respond`` that returned an awaitable, or ``None``."""
-    if not inspect.isawaitable(answer):
-        return None
-    if inspect.iscoroutine(answer):
-        answer.close()
-    return TypeError(
-        f"{respond!r} returned an awaitable: serve_inline needs a plain function "
-        "(use serve with serve_pipelined for a coroutine function)"
-    )
 
 
 @final
@@ -426,9 +418,7 @@ class _Connection(asyncio.BufferedProtocol):
                 if answer is None:
                     continue
                 if not server.checked:
-                    problem = _refused_awaitable(respond, answer)
-                    if problem is not None:
-                        raise problem
+                    _refuse_awaitable(respond, answer, _REMEDY)
                     server.checked = True
                 part = encode(answer)
             except FramingError as exc:
@@ -727,13 +717,8 @@ class _InlineServer:
         await self.all_closed.wait()
 
 
-def _check_respond(respond: Callable[..., object]) -> None:
-    """Refuse a coroutine function: its answers would never be awaited."""
-    if inspect.iscoroutinefunction(respond) or inspect.iscoroutinefunction(type(respond).__call__):
-        raise TypeError(
-            f"{respond!r} is a coroutine function: serve_inline answers with a plain "
-            "function (use serve with serve_pipelined for answers that wait)"
-        )
+#: What to do instead of passing serve_inline a function that waits.
+_REMEDY = "use serve with serve_pipelined for answers that wait"
 
 
 def _served_inline(listeners: Sequence[SocketListener], ssl_context: ssl.SSLContext | None) -> bool:
@@ -826,7 +811,11 @@ async def serve_inline(
         OSError: a listener could not be bound.
         ValueError: a receive_size or timeout no stream can have.
     """
-    _check_respond(respond)
+    if _is_coroutine_function(respond):
+        raise TypeError(
+            f"{respond!r} is a coroutine function: serve_inline answers with a plain "
+            f"function ({_REMEDY})"
+        )
     check_stream_options(
         receive_size=receive_size, idle_timeout=idle_timeout, message_timeout=message_timeout
     )

@@ -156,18 +156,22 @@ def _is_coroutine_function(function: Callable[..., object]) -> bool:
     )
 
 
-def _refuse_awaitable(respond: Callable[..., object], answer: object) -> None:
+def _refuse_awaitable(
+    respond: Callable[..., object],
+    answer: object,
+    remedy: str = "pass inline=False to serve_pipelined to have it awaited",
+) -> None:
     """Raise if ``respond``, called inline, turned out to return an awaitable.
 
     Checked on a connection's first answer only: a function that returns a
     coroutine does so every time, and checking once costs nothing per request.
+    ``remedy``: what the caller can do instead (the error's second half).
     """
     if inspect.isawaitable(answer):
         if inspect.iscoroutine(answer):
             answer.close()  # never to be awaited: say so now, not in a warning
         raise TypeError(
-            f"{respond!r} returned an awaitable, but is not a coroutine function: "
-            "pass inline=False to serve_pipelined to have it awaited"
+            f"{respond!r} returned an awaitable, but is not a coroutine function: {remedy}"
         )
 
 
