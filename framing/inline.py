@@ -60,8 +60,6 @@ from framing.base import BytesLike, Framer
 from framing.errors import (
     BufferBudgetExceeded,
     FramingError,
-    IdleTimeout,
-    MessageTimeout,
     ProxyHeaderError,
 )
 from framing.pipeline import (
@@ -90,7 +88,14 @@ from framing.server import (
     _trusts,
     serve,
 )
-from framing.stream import DEFAULT_RECEIVE_SIZE, BufferBudget, FramedStream, check_stream_options
+from framing.stream import (
+    DEFAULT_RECEIVE_SIZE,
+    BufferBudget,
+    FramedStream,
+    check_stream_options,
+    idle_timed_out,
+    message_timed_out,
+)
 
 __all__ = ["serve_inline"]
 
@@ -496,24 +501,13 @@ class _Connection(asyncio.BufferedProtocol):
         if self.held and server.message_timeout is not None and self.message_started is not None:
             limit = self.message_started + server.message_timeout
             if now >= limit:
-                timeout = server.message_timeout
-                self.fail(
-                    MessageTimeout(
-                        f"a message was not finished within {timeout} s "
-                        f"({self.held} bytes of it held)",
-                        timeout=timeout,
-                        held=self.held,
-                    )
-                )
+                self.fail(message_timed_out(server.message_timeout, self.held))
                 return
             deadline = limit
         if idle is not None:
             limit = self.since + idle
             if now >= limit:
-                detail = f"no byte arrived within {idle} s"
-                if self.held:
-                    detail += f" ({self.held} bytes of an unfinished message held)"
-                self.fail(IdleTimeout(detail, timeout=idle, held=self.held))
+                self.fail(idle_timed_out(idle, self.held))
                 return
             deadline = min(deadline, limit)
         if deadline < math.inf:

@@ -160,6 +160,23 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def idle_timed_out(timeout: float, held: int) -> IdleTimeout:
+    """The error, in its words, for no byte within ``timeout`` (``held``: bytes of a message)."""
+    detail = f"no byte arrived within {timeout} s"
+    if held:
+        detail += f" ({held} bytes of an unfinished message held)"
+    return IdleTimeout(detail, timeout=timeout, held=held)
+
+
+def message_timed_out(timeout: float, held: int) -> MessageTimeout:
+    """The error, in its words, for a message begun and not finished within ``timeout``."""
+    return MessageTimeout(
+        f"a message was not finished within {timeout} s ({held} bytes of it held)",
+        timeout=timeout,
+        held=held,
+    )
+
+
 def check_stream_options(
     *, receive_size: int, idle_timeout: float | None, message_timeout: float | None
 ) -> None:
@@ -501,19 +518,12 @@ class FramedStream(ObjectStream[T], Generic[T]):
             if now >= message_deadline:
                 timeout = self.message_timeout
                 assert timeout is not None
-                raise MessageTimeout(
-                    f"a message was not finished within {timeout} s ({held} bytes of it held)",
-                    timeout=timeout,
-                    held=held,
-                )
+                raise message_timed_out(timeout, held)
             assert idle is not None
             if self._sending or self.work_in_flight:
                 idle_deadline = now + idle  # busy answering, not idle: wait on
                 continue
-            detail = f"no byte arrived within {idle} s"
-            if held:
-                detail += f" ({held} bytes of an unfinished message held)"
-            raise IdleTimeout(detail, timeout=idle, held=held)
+            raise idle_timed_out(idle, held)
 
     def _feed(self, data: BytesLike, limit: int | None) -> list[T]:
         framer = self.framer
