@@ -68,7 +68,8 @@ from framing.pipeline import (
     _refuse_awaitable,
     serve_pipelined,
 )
-from framing.proxy import V2_SIGNATURE, ProxyHeader, ProxyHeaderParser
+from framing.proxied import forged_header, header_too_late
+from framing.proxy import ProxyHeader, ProxyHeaderParser
 from framing.server import (
     _OUT_OF_RESOURCES,
     DEFAULT_GRACE_PERIOD,
@@ -79,6 +80,7 @@ from framing.server import (
     ServerInfo,
     ServerStats,
     _bind,
+    _client_of,
     _describe_peer,
     _DescriptorReserve,
     _flatten_listeners,
@@ -322,15 +324,9 @@ class _Connection(asyncio.BufferedProtocol):
         gate = self.gate
         if gate is True:
             self.gate = None
-            head = bytes(data[:12])
-            if head.startswith((b"PROXY ", V2_SIGNATURE)):
-                version = 1 if head.startswith(b"PROXY ") else 2
-                self.fail(
-                    ProxyHeaderError(
-                        "PROXY protocol",
-                        f"a version {version} header from a peer that is not a trusted proxy",
-                    )
-                )
+            forged = forged_header(data)
+            if forged is not None:
+                self.fail(forged)
                 return
             self.received(data)
             return
@@ -349,13 +345,7 @@ class _Connection(asyncio.BufferedProtocol):
 
     def through_proxy(self, header: ProxyHeader | None) -> bool:
         """The header is read: count the connection under its client; False if refused."""
-        client = None if header is None else header.client_address
-        if header is None or client is None:
-            # LOCAL (a health check), UNKNOWN, or no header where optional: the proxy itself.
-            self.address = self.proxy or None
-        else:
-            peer, self.address = _describe_peer((client, header.source_port))
-            self.peer = f"{peer} (via {self.peer})"
+        self.peer, self.address = _client_of(header, self.peer, self.proxy)
         if not self.server.admit(self, entered=True):
             self.closing = True
             self.transport.abort()  # type: ignore[union-attr]
@@ -367,14 +357,7 @@ class _Connection(asyncio.BufferedProtocol):
         gate = self.gate
         if isinstance(gate, ProxyHeaderParser) and not self.closing:
             self.gate = None
-            timeout = self.server.handshake_timeout
-            self.fail(
-                ProxyHeaderError(
-                    repr(gate),
-                    f"no complete PROXY header within {timeout} s "
-                    f"({gate.buffered} bytes of it held)",
-                )
-            )
+            self.fail(header_too_late(gate, self.server.handshake_timeout))
 
     # -- the work ------------------------------------------------------------------
 

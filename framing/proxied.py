@@ -36,6 +36,7 @@ from anyio import EndOfStream, TypedAttributeSet, typed_attribute
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.lowlevel import checkpoint
 
+from framing.base import BytesLike
 from framing.errors import ProxyHeaderError
 from framing.proxy import DEFAULT_MAX_V2_SIZE, V2_SIGNATURE, ProxyHeader, ProxyHeaderParser
 from framing.transport import read_ahead
@@ -181,9 +182,28 @@ async def read_proxy_header(
             result = parser.feed(chunk)
             if result is not None:
                 return ProxiedStream(stream, *result)
-    raise ProxyHeaderError(
+    raise header_too_late(parser, header_timeout)
+
+
+def header_too_late(parser: ProxyHeaderParser, timeout: float) -> ProxyHeaderError:
+    """The error for a trusted proxy's header not whole within ``timeout`` seconds."""
+    return ProxyHeaderError(
         repr(parser),
-        f"no complete PROXY header within {header_timeout} s ({parser.buffered} bytes of it held)",
+        f"no complete PROXY header within {timeout} s ({parser.buffered} bytes of it held)",
+    )
+
+
+def forged_header(first: BytesLike) -> ProxyHeaderError | None:
+    """The error for a first read from an untrusted peer that begins a PROXY header, or ``None``.
+
+    Only a signature whole in ``first`` counts (see :class:`UntrustedStream`).
+    """
+    head = bytes(first[:12])
+    if not head.startswith((b"PROXY ", V2_SIGNATURE)):
+        return None
+    version = 1 if head.startswith(b"PROXY ") else 2
+    return ProxyHeaderError(
+        "PROXY protocol", f"a version {version} header from a peer that is not a trusted proxy"
     )
 
 
@@ -224,12 +244,9 @@ class UntrustedStream(_Relay):
         chunk = await self.transport_stream.receive(max_bytes)
         if not self._checked:
             self._checked = True
-            if chunk.startswith((b"PROXY ", V2_SIGNATURE)):
-                version = 1 if chunk.startswith(b"PROXY ") else 2
-                raise ProxyHeaderError(
-                    "PROXY protocol",
-                    f"a version {version} header from a peer that is not a trusted proxy",
-                )
+            forged = forged_header(chunk)
+            if forged is not None:
+                raise forged
         return chunk
 
     @property

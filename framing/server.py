@@ -98,6 +98,7 @@ from framing import transport
 from framing.base import Framer
 from framing.errors import FramingError, ProxyHeaderError, ReceiveTimeout
 from framing.proxied import UntrustedStream, read_proxy_header
+from framing.proxy import ProxyHeader
 from framing.stream import (
     DEFAULT_RECEIVE_SIZE,
     BufferBudget,
@@ -310,6 +311,19 @@ def _trusted_proxies(
         else:
             networks.append(ipaddress.ip_network(source, strict=False))
     return tuple(networks), unix
+
+
+def _client_of(header: ProxyHeader | None, peer: str, proxy: str | None) -> tuple[str, str | None]:
+    """The peer (for logs) and address (for limits) a trusted proxy's connection counts as.
+
+    ``peer`` and ``proxy`` are the proxy's own (``proxy`` ``""`` on a Unix socket).
+    LOCAL (a health check), UNKNOWN, or no header where optional: the proxy itself.
+    """
+    client = None if header is None else header.client_address
+    if header is None or client is None:
+        return peer, proxy or None
+    described, address = _describe_peer((client, header.source_port))
+    return f"{described} (via {peer})", address
 
 
 def _trusts(
@@ -721,14 +735,7 @@ class _Server:
         except (EndOfStream, BrokenResourceError, OSError) as exc:
             logger.debug("connection %s lost before its PROXY header: %r", connection.peer, exc)
             return None
-        header = proxied.header
-        client = None if header is None else header.client_address
-        if header is None or client is None:
-            # LOCAL (a health check), UNKNOWN, or no header where optional: the proxy itself.
-            peer, address = connection.peer, connection.proxy or None
-        else:
-            peer, address = _describe_peer((client, header.source_port))
-            peer = f"{peer} (via {connection.peer})"
+        peer, address = _client_of(proxied.header, connection.peer, connection.proxy)
         if self.admit(peer, address, connection) is None:
             self.accepted -= 1  # refused after all, not served
             return None
