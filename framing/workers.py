@@ -496,6 +496,18 @@ def _watch_supervisor(lifeline: int) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def ignore_stop_signals() -> None:
+    """Ignore SIGTERM and SIGINT (in the main thread; elsewhere nothing can be set).
+
+    For a process whose stop has begun, or is about to be watched by a signal
+    receiver: a second stop signal then neither kills it by signal once the
+    receiver has closed nor interrupts its clean stop (see ``_until_signalled``).
+    """
+    if threading.current_thread() is threading.main_thread():
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 async def _until_signalled(main: Callable[..., Awaitable[object]], args: tuple[Any, ...]) -> int:
     """Run ``main`` until it returns or SIGTERM/SIGINT cancels it; return the exit status."""
     # A second stop signal is common (Ctrl-C reaches every process of the
@@ -505,8 +517,7 @@ async def _until_signalled(main: Callable[..., Awaitable[object]], args: tuple[A
     # those still queued: make that previous handler "ignore". asyncio gives
     # them their default action back: ignore them again once it has (below).
     # Either way with no await in between, so no signal slips through.
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    ignore_stop_signals()
     with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
         status: object = None
         async with anyio.create_task_group() as tg:
@@ -519,6 +530,5 @@ async def _until_signalled(main: Callable[..., Awaitable[object]], args: tuple[A
             tg.start_soon(cancel_on_signal)
             status = await main(*args)
             tg.cancel_scope.cancel()
-    for signum in _STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    ignore_stop_signals()
     return status if isinstance(status, int) and not isinstance(status, bool) else 0

@@ -45,7 +45,7 @@ import anyio.to_thread
 from anyio import CancelScope
 
 from framing.metrics import MetricsServer, MetricsUnavailable, mark_process_dead, serve_metrics
-from framing.workers import run_workers, worker_count, worker_index
+from framing.workers import ignore_stop_signals, run_workers, worker_count, worker_index
 
 __all__ = [
     "LOOPS",
@@ -254,9 +254,9 @@ async def _supervise(main: Callable[[], Awaitable[object]]) -> int:
     # a clean stop into a death by signal: trio gives the receiver's signals their
     # previous handlers back when it closes, then delivers again those still
     # queued, and asyncio gives them their default action back. So they are
-    # ignored before it opens and again once it has closed, with no await in
-    # between (framing.workers does the same in each worker); run() restores them.
-    _ignore_stop_signals()
+    # ignored before it opens (the previous handler trio restores) and again once
+    # it has closed, with no await in between, as each worker does; run() restores them.
+    ignore_stop_signals()
     with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
         status: object = None
         try:
@@ -267,21 +267,11 @@ async def _supervise(main: Callable[[], Awaitable[object]]) -> int:
         except* CommandError as group:
             # Raised inside a task group, so it arrives wrapped (perhaps twice).
             raise _first(group) from None
-        finally:
-            # Before the receiver closes (trio re-delivers on close, to these).
-            _ignore_stop_signals()
-    _ignore_stop_signals()  # asyncio restored the default action on closing
+    ignore_stop_signals()  # asyncio restored the default action on closing
     return status if isinstance(status, int) and not isinstance(status, bool) else 0
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _ignore_stop_signals() -> None:
-    """SIGINT and SIGTERM ignored (in the main thread; elsewhere nothing can be set)."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in _STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
 
 
 def _first(group: BaseExceptionGroup[CommandError]) -> CommandError:
