@@ -476,7 +476,7 @@ class _Connection(asyncio.BufferedProtocol):
         if self.closing:
             return
         server = self.server
-        now = server.now()
+        now = _now()
         idle = server.idle_timeout
         if self.write_paused:
             self.since = now  # busy writing, not idle: wait on
@@ -533,7 +533,6 @@ class _InlineServer:
         self.max_connections_per_peer = max_connections_per_peer
         self.budget = BufferBudget(max_buffered_total)
         self.loop = asyncio.get_running_loop()
-        self.now = _now
         # One receive buffer for every connection: each read is fed to its framer
         # (which copies what it keeps) before the loop reads again.
         self.view = memoryview(bytearray(receive_size))
@@ -611,7 +610,7 @@ class _InlineServer:
             logger.info(
                 "shed %s (waited %.1f s for its next byte) to serve %s: %s",
                 victim.peer,
-                self.now() - best,
+                _now() - best,
                 connection.peer,
                 reason,
             )
