@@ -16,7 +16,7 @@ things the chapter's discussion leaves as exercises done:
 - **No task per connection when quiet.** With ``--quiet`` and no ``--close-on`` there
   is nothing to do per connection but echo, so the server is
   :func:`framing.serve_inline` with the identity as its answer: on asyncio and uvloop
-  the loop calls each connection back, and an idle one costs about 2 KiB instead of
+  the loop calls each connection back, and an idle one costs about 2.5 KiB instead of
   the 9 KiB of a task (same limits, timeouts and half-close; trio runs the handler).
 - **Half-open.** When the client half-closes (shuts down its sending side), the
   server has already written every reply (each batch is echoed before the next
